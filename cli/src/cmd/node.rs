@@ -1,0 +1,102 @@
+//! `ferry node`: run the daemon, or show a running one.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use ferry_node::NodeConfig;
+use ferry_node::Multiaddr;
+
+use crate::Global;
+use crate::client::Client;
+use crate::output::emit;
+
+/// Subcommands of `ferry node`.
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Run the node in the foreground until SIGINT or SIGTERM.
+    Start {
+        /// libp2p listen address (repeatable). Default: loopback TCP and QUIC, free ports.
+        #[arg(long = "listen", value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Address of the local HTTP API.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:0")]
+        api: SocketAddr,
+        /// Peer to connect to at start (repeatable), ending in /p2p/<peer id>.
+        #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+        bootstrap: Vec<Multiaddr>,
+    },
+    /// Show the running node: network, peer id, addresses, peers, packages.
+    Status,
+}
+
+/// Runs `ferry node …`.
+pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
+    match c {
+        NodeCommand::Start { listen, api, bootstrap } => start(g, listen, api, bootstrap).await,
+        NodeCommand::Status => status(g).await,
+    }
+}
+
+async fn start(g: &Global, listen: Vec<Multiaddr>, api: SocketAddr, bootstrap: Vec<Multiaddr>) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let mut cfg = NodeConfig::local(&g.data_dir);
+    if !listen.is_empty() {
+        cfg.listen = listen;
+    }
+    cfg.api = api;
+    cfg.bootstrap = bootstrap;
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+    };
+    ferry_node::run(cfg, shutdown)
+        .await
+        .with_context(|| format!("running the node in {}", g.data_dir.display()))
+}
+
+async fn status(g: &Global) -> Result<()> {
+    let client = Client::new(&g.data_dir)?;
+    let mut v: serde_json::Value = client.get("/v1/status").await?;
+    let info = ferry_node::data_dir::DataDir::open(&g.data_dir)?.node_info()?;
+    v["addrs"] = serde_json::json!(info.addrs);
+    v["api"] = serde_json::json!(info.api);
+    emit(g.json, &v, |v| {
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        let mut out = format!(
+            "network:   {}\npeer id:   {}\npublisher: {}\napi:       {}\npeers:     {}\npackages:  {}",
+            s("network"),
+            s("peer_id"),
+            s("publisher"),
+            s("api"),
+            v["peers"],
+            v["packages"]
+        );
+        for a in v["addrs"].as_array().into_iter().flatten() {
+            out.push_str(&format!("\naddr:      {}", a.as_str().unwrap_or("")));
+        }
+        out
+    })
+}

@@ -1,0 +1,113 @@
+//! `ferry`: run a Ferry node and talk to it.
+//!
+//! Every command except `init` and `node start` is a client of the local node's HTTP
+//! API, found through `<data-dir>/node.json`. Exit codes: 0 ok, 1 failure, 2 usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod client;
+mod cmd;
+mod output;
+
+/// A peer-to-peer registry for WebAssembly components and WIT packages.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version, about)]
+struct Cli {
+    /// Data directory of the node (keys, index, blobs).
+    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create this node's keys, and a new network or membership of an existing one.
+    Init(cmd::init::Args),
+    /// Run or inspect the node daemon.
+    #[command(subcommand)]
+    Node(cmd::node::NodeCommand),
+    /// Show this node's publisher key.
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
+    /// Manage namespaces (operator only).
+    #[command(subcommand)]
+    Namespace(cmd::namespace::NamespaceCommand),
+    /// Publish a component or WIT package.
+    Publish(cmd::publish::Args),
+    /// Fetch a package by name@version-requirement or by content id, verified.
+    Fetch(cmd::fetch::Args),
+    /// Search packages by name and description.
+    Search(cmd::search::Args),
+    /// Show a package's versions.
+    Info(cmd::info::Args),
+}
+
+/// Options every command gets.
+pub struct Global {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// JSON output.
+    pub json: bool,
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("ferry")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let global = Global {
+        data_dir: cli.data_dir.unwrap_or_else(default_data_dir),
+        json: cli.json,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ferry: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let res = rt.block_on(async {
+        match cli.command {
+            Command::Init(a) => cmd::init::run(&global, a).await,
+            Command::Node(c) => cmd::node::run(&global, c).await,
+            Command::Key(c) => cmd::key::run(&global, c).await,
+            Command::Namespace(c) => cmd::namespace::run(&global, c).await,
+            Command::Publish(a) => cmd::publish::run(&global, a).await,
+            Command::Fetch(a) => cmd::fetch::run(&global, a).await,
+            Command::Search(a) => cmd::search::run(&global, a).await,
+            Command::Info(a) => cmd::info::run(&global, a).await,
+        }
+    });
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if output::is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            // The whole chain on one line, as ripgrep does.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("ferry: {}", chain.join(": "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,387 @@
+//! Blobs on disk, named by content id; only verified bytes are ever served.
+//!
+//! A complete blob lives at `blobs/<cid>`. It gets there only by rename, after its
+//! bytes were hashed against the id and fsynced, so a crash at any moment leaves either
+//! no blob or a whole verified one. Downloads write into `blobs/partial/<cid>`; each
+//! chunk is checked against the digest the signed release lists before it is written,
+//! and a restarted download re-hashes the partial file to find the chunks it already
+//! has, so at most the chunk that was being written is fetched again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ferry_protocol::chunk;
+use ferry_protocol::content_id::{ContentId, sha256};
+
+/// Errors of the blob store.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// File system error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Bytes do not hash to what was expected.
+    #[error("blob {0}: bytes do not match the content id")]
+    Mismatch(ContentId),
+    /// A chunk does not match the release's digest.
+    #[error("blob {content}: chunk {index} does not match its digest")]
+    BadChunk {
+        /// Blob.
+        content: ContentId,
+        /// Chunk index.
+        index: u64,
+    },
+    /// Chunk index or length out of range.
+    #[error("blob {content}: chunk {index} is out of range")]
+    OutOfRange {
+        /// Blob.
+        content: ContentId,
+        /// Chunk index.
+        index: u64,
+    },
+    /// No complete blob with that id.
+    #[error("blob {0} is not stored here")]
+    NotFound(ContentId),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The blob store under one directory.
+#[derive(Debug)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp_counter: AtomicU64,
+}
+
+impl BlobStore {
+    /// Opens the store, creating its folders and clearing leftovers of interrupted writes.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        for d in [root.clone(), root.join("partial"), root.join("tmp")] {
+            fs::create_dir_all(&d).map_err(io(&d))?;
+        }
+        // tmp/ only ever holds files between write and rename: anything there now is
+        // from a crash and was never visible as a blob.
+        let tmp = root.join("tmp");
+        for e in fs::read_dir(&tmp).map_err(io(&tmp))?.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+        Ok(Self {
+            root,
+            tmp_counter: AtomicU64::new(0),
+        })
+    }
+
+    fn final_path(&self, id: &ContentId) -> PathBuf {
+        self.root.join(id.to_string())
+    }
+
+    fn partial_path(&self, id: &ContentId) -> PathBuf {
+        self.root.join("partial").join(id.to_string())
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("tmp")
+            .join(format!("{}-{n}", std::process::id()))
+    }
+
+    /// Whether a complete blob is stored.
+    pub fn has(&self, id: &ContentId) -> bool {
+        self.final_path(id).is_file()
+    }
+
+    /// Path of a complete blob.
+    pub fn path(&self, id: &ContentId) -> Option<PathBuf> {
+        let p = self.final_path(id);
+        p.is_file().then_some(p)
+    }
+
+    /// Size of a complete blob.
+    pub fn size(&self, id: &ContentId) -> Option<u64> {
+        fs::metadata(self.final_path(id)).ok().map(|m| m.len())
+    }
+
+    /// Stores bytes under their id (idempotent) and returns the id.
+    pub fn put(&self, bytes: &[u8]) -> Result<ContentId, BlobError> {
+        let id = ContentId::of(bytes);
+        if self.has(&id) {
+            return Ok(id);
+        }
+        let tmp = self.tmp_path();
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        drop(f);
+        self.install(&tmp, &id)?;
+        Ok(id)
+    }
+
+    fn install(&self, from: &Path, id: &ContentId) -> Result<(), BlobError> {
+        let to = self.final_path(id);
+        fs::rename(from, &to).map_err(io(&to))?;
+        // Make the rename itself durable.
+        if let Ok(d) = File::open(&self.root) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at `offset` of a complete blob.
+    pub fn read_range(&self, id: &ContentId, offset: u64, len: u64) -> Result<Vec<u8>, BlobError> {
+        let p = self.final_path(id);
+        let mut f = File::open(&p).map_err(|_| BlobError::NotFound(*id))?;
+        f.seek(SeekFrom::Start(offset)).map_err(io(&p))?;
+        let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        f.take(len).read_to_end(&mut buf).map_err(io(&p))?;
+        Ok(buf)
+    }
+
+    /// Reads chunk `index` of a complete blob.
+    pub fn read_chunk(&self, id: &ContentId, index: u64) -> Result<Vec<u8>, BlobError> {
+        let size = self.size(id).ok_or(BlobError::NotFound(*id))?;
+        if index >= chunk::count(size, chunk::CHUNK_SIZE) {
+            return Err(BlobError::OutOfRange {
+                content: *id,
+                index,
+            });
+        }
+        let (off, len) = chunk::range(size, chunk::CHUNK_SIZE, index);
+        self.read_range(id, off, len)
+    }
+
+    /// Removes a blob and any partial download of it.
+    pub fn remove(&self, id: &ContentId) -> Result<bool, BlobError> {
+        let _ = fs::remove_file(self.partial_path(id));
+        match fs::remove_file(self.final_path(id)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&self.final_path(id))(e)),
+        }
+    }
+
+    /// Ids of all complete blobs.
+    pub fn list(&self) -> Vec<ContentId> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.path().is_file())
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// Ids of partial downloads on disk.
+    pub fn partials(&self) -> Vec<ContentId> {
+        let Ok(rd) = fs::read_dir(self.root.join("partial")) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// Starts or resumes a download of `id`, whose chunks must match `digests`.
+    pub fn begin(&self, id: ContentId, size: u64, digests: &[u8]) -> Result<Partial, BlobError> {
+        let path = self.partial_path(&id);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io(&path))?;
+        let count = chunk::count(size, chunk::CHUNK_SIZE);
+        let on_disk = file.metadata().map_err(io(&path))?.len();
+        let mut have = vec![false; usize::try_from(count).unwrap_or(0)];
+        // Re-hash what a previous run left: a chunk counts as present only if it
+        // matches its signed digest, so a torn write is simply fetched again.
+        let mut buf = Vec::new();
+        for (i, slot) in have.iter_mut().enumerate() {
+            let (off, len) = chunk::range(size, chunk::CHUNK_SIZE, i as u64);
+            if off + len > on_disk {
+                break;
+            }
+            buf.clear();
+            file.seek(SeekFrom::Start(off)).map_err(io(&path))?;
+            (&mut file).take(len).read_to_end(&mut buf).map_err(io(&path))?;
+            *slot = chunk::digest_at(digests, i as u64) == Some(sha256(&buf));
+        }
+        Ok(Partial {
+            id,
+            size,
+            digests: digests.to_vec(),
+            have,
+            file,
+            path,
+        })
+    }
+}
+
+/// A download in progress.
+#[derive(Debug)]
+pub struct Partial {
+    id: ContentId,
+    size: u64,
+    digests: Vec<u8>,
+    have: Vec<bool>,
+    file: File,
+    path: PathBuf,
+}
+
+impl Partial {
+    /// The blob being downloaded.
+    pub fn id(&self) -> ContentId {
+        self.id
+    }
+
+    /// Total size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Indices of chunks still missing.
+    pub fn missing(&self) -> Vec<u64> {
+        (0..self.have.len() as u64)
+            .filter(|i| !self.have[*i as usize])
+            .collect()
+    }
+
+    /// Bytes already verified and written.
+    pub fn done_bytes(&self) -> u64 {
+        (0..self.have.len() as u64)
+            .filter(|i| self.have[*i as usize])
+            .map(|i| chunk::range(self.size, chunk::CHUNK_SIZE, i).1)
+            .sum()
+    }
+
+    /// Whether every chunk is present.
+    pub fn is_complete(&self) -> bool {
+        self.have.iter().all(|h| *h)
+    }
+
+    /// Verifies chunk `index` against its digest, then writes it.
+    pub fn write_chunk(&mut self, index: u64, bytes: &[u8]) -> Result<(), BlobError> {
+        let (off, len) = chunk::range(self.size, chunk::CHUNK_SIZE, index);
+        let slot = usize::try_from(index)
+            .ok()
+            .filter(|i| *i < self.have.len())
+            .ok_or(BlobError::OutOfRange {
+                content: self.id,
+                index,
+            })?;
+        if bytes.len() as u64 != len || chunk::digest_at(&self.digests, index) != Some(sha256(bytes))
+        {
+            return Err(BlobError::BadChunk {
+                content: self.id,
+                index,
+            });
+        }
+        self.file.seek(SeekFrom::Start(off)).map_err(io(&self.path))?;
+        self.file.write_all(bytes).map_err(io(&self.path))?;
+        self.have[slot] = true;
+        Ok(())
+    }
+
+    /// Checks the whole blob against its id, fsyncs it and makes it a served blob.
+    pub fn finish(self, store: &BlobStore) -> Result<ContentId, BlobError> {
+        if !self.is_complete() {
+            return Err(BlobError::Mismatch(self.id));
+        }
+        let Partial { id, file, path, size, .. } = self;
+        file.set_len(size).map_err(io(&path))?;
+        file.sync_all().map_err(io(&path))?;
+        drop(file);
+        // Chunks were verified one by one; hashing the whole file again also catches
+        // a release whose chunk list contradicts its content id.
+        let mut f = File::open(&path).map_err(io(&path))?;
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(io(&path))?;
+            if n == 0 {
+                break;
+            }
+            sha2::Digest::update(&mut hasher, &buf[..n]);
+        }
+        let digest: [u8; 32] = sha2::Digest::finalize(hasher).into();
+        if digest != *id.digest() {
+            let _ = fs::remove_file(&path);
+            return Err(BlobError::Mismatch(id));
+        }
+        store.install(&path, &id)?;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn put_read_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        let b = blob(3 << 20);
+        let id = s.put(&b).unwrap();
+        assert!(s.has(&id));
+        assert_eq!(s.read_chunk(&id, 1).unwrap(), b[1 << 20..2 << 20]);
+        assert!(matches!(s.read_chunk(&id, 3), Err(BlobError::OutOfRange { .. })));
+        assert_eq!(s.list(), vec![id]);
+        assert!(s.remove(&id).unwrap());
+        assert!(!s.has(&id));
+    }
+
+    #[test]
+    fn download_verifies_chunks_and_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        let b = blob((2 << 20) + 5);
+        let id = ContentId::of(&b);
+        let d = chunk::digests(&b, chunk::CHUNK_SIZE);
+        let mut p = s.begin(id, b.len() as u64, &d).unwrap();
+        assert_eq!(p.missing(), vec![0, 1, 2]);
+        // A corrupt chunk is refused and changes nothing.
+        let mut bad = b[..1 << 20].to_vec();
+        bad[5] ^= 1;
+        assert!(matches!(p.write_chunk(0, &bad), Err(BlobError::BadChunk { .. })));
+        p.write_chunk(2, &b[2 << 20..]).unwrap();
+        p.write_chunk(0, &b[..1 << 20]).unwrap();
+        assert!(!s.has(&id), "a partial blob is never visible");
+        drop(p);
+        // Resume: the two written chunks are found again by hashing.
+        let mut p = s.begin(id, b.len() as u64, &d).unwrap();
+        assert_eq!(p.missing(), vec![1]);
+        p.write_chunk(1, &b[1 << 20..2 << 20]).unwrap();
+        assert_eq!(p.finish(&s).unwrap(), id);
+        assert_eq!(fs::read(s.path(&id).unwrap()).unwrap(), b);
+        assert!(s.partials().is_empty());
+    }
+
+    #[test]
+    fn leftovers_in_tmp_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BlobStore::open(dir.path()).unwrap();
+        fs::write(dir.path().join("tmp").join("junk"), b"x").unwrap();
+        drop(s);
+        let s = BlobStore::open(dir.path()).unwrap();
+        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+        assert!(s.list().is_empty());
+    }
+}

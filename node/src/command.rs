@@ -1,0 +1,191 @@
+//! The handle through which the API (and tests) talk to the event loop.
+//!
+//! Commands travel on a bounded channel and each carries a oneshot for its reply, so a
+//! slow loop pushes back on callers instead of queueing without limit.
+
+use ferry_protocol::component::PackageKind;
+use ferry_protocol::log::Rejection;
+use ferry_protocol::{ContentId, Namespace, PackageName, PublicKey};
+use semver::Version;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::blob_store::BlobError;
+use crate::index::{IndexError, IngestError, ReleaseEntry};
+
+/// Capacity of the command channel.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// A release the API has checked and whose blob is already stored, ready to be signed.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// Package.
+    pub package: PackageName,
+    /// Version.
+    pub version: Version,
+    /// Component or WIT package.
+    pub kind: PackageKind,
+    /// Blob id.
+    pub content: ContentId,
+    /// Blob size.
+    pub size: u64,
+    /// Chunk digests.
+    pub chunks: Vec<u8>,
+    /// Description.
+    pub description: Option<String>,
+    /// License.
+    pub license: Option<String>,
+}
+
+/// Why a write (publish, namespace definition) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The protocol refused the record this node would sign.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Another record holds the position (a concurrent write).
+    #[error("conflicting write, try again: {0}")]
+    Conflict(String),
+    /// The node has not learned its network's operator log yet.
+    #[error("this node has not synced its network's operator log yet: check --bootstrap and try again")]
+    NotSynced,
+    /// Storage failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+impl From<IngestError> for WriteError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Rejected(r) => WriteError::Rejected(r),
+            IngestError::Conflict { .. } => WriteError::Conflict(e.to_string()),
+            IngestError::Index(i) => WriteError::Index(i),
+        }
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// Nobody serves the blob.
+    #[error("no peer provides {0} (is a node that holds it online and connected?)")]
+    NoProvider(ContentId),
+    /// The download failed for good (storage error, or the bytes contradict the release).
+    #[error("fetching {0}: {1}")]
+    Failed(ContentId, String),
+    /// Storage failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// Storage failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// A connected peer, for status output.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer_id: String,
+}
+
+/// Requests to the event loop.
+#[derive(Debug)]
+pub enum Command {
+    /// Sign and announce a release (creating the package log if needed).
+    Publish {
+        /// What to release.
+        draft: Box<Draft>,
+        /// Reply.
+        reply: oneshot::Sender<Result<ReleaseEntry, WriteError>>,
+    },
+    /// Define a namespace (operator only).
+    DefineNamespace {
+        /// Namespace.
+        namespace: Namespace,
+        /// Owner keys.
+        owners: Vec<PublicKey>,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+    /// Make sure the blob of `entry` is stored locally.
+    Fetch {
+        /// The release whose blob is wanted.
+        entry: Box<ReleaseEntry>,
+        /// Reply once stored (or failed).
+        reply: oneshot::Sender<Result<(), FetchError>>,
+    },
+    /// Connected peers.
+    Peers {
+        /// Reply.
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+}
+
+/// A cloneable handle to the event loop.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl NodeHandle {
+    /// A handle and the receiving end for the loop.
+    pub fn channel() -> (Self, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        (Self { tx }, rx)
+    }
+
+    /// Publishes a draft.
+    pub async fn publish(&self, draft: Draft) -> Result<ReleaseEntry, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Publish {
+                draft: Box::new(draft),
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Defines a namespace.
+    pub async fn define_namespace(&self, namespace: Namespace, owners: Vec<PublicKey>) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::DefineNamespace {
+                namespace,
+                owners,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Ensures the blob of `entry` is local.
+    pub async fn fetch(&self, entry: ReleaseEntry) -> Result<(), FetchError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Fetch {
+                entry: Box::new(entry),
+                reply,
+            })
+            .await
+            .map_err(|_| FetchError::Stopped)?;
+        rx.await.map_err(|_| FetchError::Stopped)?
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Vec<PeerInfo> {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::Peers { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}

@@ -1,0 +1,328 @@
+//! The one task that owns the Swarm.
+//!
+//! It turns network events into calls of protocol logic (through the index) and
+//! commands from the API into network actions. Nothing else touches the Swarm. Work
+//! that could block for long (component checks, hashing whole files) happens before a
+//! command reaches the loop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_protocol::{ContentId, Keypair, NetworkId};
+use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, request_response};
+use tokio::sync::mpsc;
+
+use crate::blob_store::BlobStore;
+use crate::command::{Command, PeerInfo};
+use crate::index::Index;
+use crate::node::{Shared, now_ms};
+use crate::swarm::{self, Behaviour, BehaviourEvent, DialPolicy};
+
+mod fetch;
+mod publish;
+mod sync;
+
+use fetch::Download;
+use sync::SyncState;
+
+/// How often a node compares log heads with its peers.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// How often stalled downloads look for providers again.
+const FETCH_TICK: Duration = Duration::from_secs(1);
+
+/// The event loop's state.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    index: Arc<Index>,
+    blobs: Arc<BlobStore>,
+    shared: Arc<Shared>,
+    key: Keypair,
+    network: NetworkId,
+    policy: DialPolicy,
+    bootstrap: Vec<Multiaddr>,
+    connected: HashSet<PeerId>,
+    sync: SyncState,
+    downloads: HashMap<ContentId, Download>,
+    blob_requests: HashMap<request_response::OutboundRequestId, (ContentId, PeerId, u64)>,
+    provider_queries: HashMap<kad::QueryId, ContentId>,
+    listen_addrs: Vec<Multiaddr>,
+}
+
+/// What the loop needs to start.
+pub struct LoopConfig {
+    /// The built swarm.
+    pub swarm: Swarm<Behaviour>,
+    /// Commands from the API.
+    pub commands: mpsc::Receiver<Command>,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// The publisher key.
+    pub key: Keypair,
+    /// Addresses to dial at start.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Which addresses may be dialed.
+    pub policy: DialPolicy,
+}
+
+impl EventLoop {
+    /// Prepares the loop: subscribes to topics, dials bootstrap peers, announces stored
+    /// blobs and resumes interrupted downloads.
+    pub fn new(cfg: LoopConfig) -> Self {
+        let network = cfg.shared.index.network();
+        let mut this = Self {
+            index: cfg.shared.index.clone(),
+            blobs: cfg.shared.blobs.clone(),
+            swarm: cfg.swarm,
+            commands: cfg.commands,
+            shared: cfg.shared,
+            key: cfg.key,
+            network,
+            policy: cfg.policy,
+            bootstrap: cfg.bootstrap,
+            connected: HashSet::new(),
+            sync: SyncState::default(),
+            downloads: HashMap::new(),
+            blob_requests: HashMap::new(),
+            provider_queries: HashMap::new(),
+            listen_addrs: Vec::new(),
+        };
+        let op = swarm::operator_topic(&network);
+        if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {
+            tracing::warn!(target: "ferry::gossip", "subscribing to {op}: {e}");
+        }
+        this.subscribe_namespaces();
+        for addr in this.bootstrap.clone() {
+            this.dial(addr);
+        }
+        for id in this.blobs.list() {
+            this.provide(&id);
+        }
+        this.resume_downloads();
+        this
+    }
+
+    fn subscribe_namespaces(&mut self) {
+        let Ok(Some(op)) = self.index.operator_state() else {
+            return;
+        };
+        for ns in op.namespaces.keys() {
+            let t = swarm::namespace_topic(&self.network, ns);
+            if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
+                tracing::warn!(target: "ferry::gossip", "subscribing to {t}: {e}");
+            }
+        }
+    }
+
+    fn dial(&mut self, addr: Multiaddr) {
+        if !self.policy.allows(&addr) {
+            tracing::warn!(target: "ferry::net", %addr, "not dialing: outside the dial policy");
+            return;
+        }
+        if let Some(peer) = swarm::peer_of(&addr) {
+            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        }
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            tracing::warn!(target: "ferry::net", %addr, "dial failed: {e}");
+        }
+    }
+
+    fn provide(&mut self, id: &ContentId) {
+        let key = swarm::blob_key(&self.network, id);
+        if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+            tracing::warn!(target: "ferry::dht", %id, "cannot provide: {e}");
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut sync_tick = tokio::time::interval(SYNC_INTERVAL);
+        let mut fetch_tick = tokio::time::interval(FETCH_TICK);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = self.commands.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                _ = sync_tick.tick() => self.sync_all(),
+                _ = fetch_tick.tick() => self.fetch_tick(),
+            }
+        }
+        tracing::info!(target: "ferry::node", "event loop stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Publish { draft, reply } => {
+                let _ = reply.send(self.publish(*draft));
+            }
+            Command::DefineNamespace {
+                namespace,
+                owners,
+                reply,
+            } => {
+                let _ = reply.send(self.define_namespace(namespace, owners));
+            }
+            Command::Fetch { entry, reply } => self.start_fetch(*entry, reply),
+            Command::Peers { reply } => {
+                let _ = reply.send(
+                    self.connected
+                        .iter()
+                        .map(|p| PeerInfo {
+                            peer_id: p.to_string(),
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = swarm::with_peer(&address, self.swarm.local_peer_id());
+                tracing::info!(target: "ferry::net", "listening on {full}");
+                self.listen_addrs.push(full);
+                self.shared.write_node_info(&self.listen_addrs);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if self.connected.insert(peer_id) && num_established.get() == 1 {
+                    tracing::debug!(target: "ferry::net", %peer_id, "connected");
+                    self.sync_with(peer_id);
+                    if self.bootstrap.iter().any(|a| swarm::peer_of(a) == Some(peer_id)) {
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    self.connected.remove(&peer_id);
+                    self.sync.forget_peer(&peer_id);
+                }
+            }
+            SwarmEvent::Behaviour(b) => self.on_behaviour(b),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour(&mut self, ev: BehaviourEvent) {
+        match ev {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let kad_proto = libp2p::StreamProtocol::new(swarm::KAD_PROTOCOL);
+                if info.protocols.contains(&kad_proto) {
+                    for addr in info.listen_addrs {
+                        // Never learn an address we would not dial: a peer (or a DHT
+                        // neighbour) must not be able to steer us elsewhere.
+                        if self.policy.allows(&addr) {
+                            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        }
+                    }
+                }
+            }
+            BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
+            BehaviourEvent::Blob(ev) => self.on_blob_event(ev),
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, .. }) => {
+                if let kad::QueryResult::GetProviders(res) = result {
+                    self.on_providers(id, res);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, msg: gossipsub::Message) {
+        use gossipsub::MessageAcceptance as A;
+        let acceptance = match self.ingest_bytes(&msg.data) {
+            Ok(true) => A::Accept,
+            Ok(false) => A::Ignore,
+            Err(benign) => {
+                if benign {
+                    // We are behind (or raced the operator log): sync from the sender.
+                    self.sync_with(source);
+                    A::Ignore
+                } else {
+                    self.penalize(&source);
+                    A::Reject
+                }
+            }
+        };
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    fn penalize(&mut self, peer: &PeerId) {
+        let score = self.sync.penalties.entry(*peer).or_default();
+        *score -= 10.0;
+        let s = *score;
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(peer, s);
+    }
+
+    /// Decodes and ingests one record. `Ok(true)` if it was new, `Ok(false)` if known;
+    /// `Err(benign)` if refused, where `benign` says whether the sender is blameless.
+    fn ingest_bytes(&mut self, bytes: &[u8]) -> Result<bool, bool> {
+        let rec = match ferry_protocol::SignedRecord::decode(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(target: "ferry::log", "refused record: {e}");
+                return Err(false);
+            }
+        };
+        match self.index.ingest(&rec, now_ms()) {
+            Ok(crate::index::Applied::Duplicate) => Ok(false),
+            Ok(crate::index::Applied::New {
+                log,
+                seq,
+                namespace,
+                release,
+            }) => {
+                tracing::info!(target: "ferry::log", %log, seq, id = %rec.id, "applied {}", rec.record.body.kind());
+                if namespace.is_some() {
+                    self.subscribe_namespaces();
+                }
+                if let Some(r) = release {
+                    self.shared.note_release(&r);
+                }
+                if log == ferry_protocol::record::OPERATOR_LOG {
+                    self.sync.operator_advanced = true;
+                }
+                Ok(true)
+            }
+            Err(crate::index::IngestError::Rejected(r)) => {
+                tracing::info!(target: "ferry::log", log = %rec.record.log, seq = rec.record.seq, "refused record: {r}");
+                Err(r.is_benign())
+            }
+            Err(crate::index::IngestError::Conflict { .. }) => {
+                tracing::warn!(target: "ferry::log", log = %rec.record.log, seq = rec.record.seq, "conflicting record (equivocation) seen");
+                Err(true)
+            }
+            Err(crate::index::IngestError::Index(e)) => {
+                tracing::error!(target: "ferry::index", "{e}");
+                Err(true)
+            }
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Downloads: chunks from every known provider at once, each verified on arrival.
+//!
+//! Providers come from the DHT and, as a fallback while the DHT query runs, from the
+//! peers we are connected to (a peer without the blob answers `NotFound` and is not
+//! asked again). A peer that sends a chunk that does not match its signed digest is
+//! dropped from the download and penalized; its chunk goes back in the queue for
+//! another provider. Progress survives restarts: the partial file and the pending
+//! entry in the index let a restarted node resume where it stopped.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use ferry_protocol::ContentId;
+use ferry_protocol::wire::{BlobRequest, BlobResponse};
+use libp2p::request_response::{Event, Message};
+use libp2p::{PeerId, kad};
+use serde_bytes::ByteBuf;
+use tokio::sync::oneshot;
+
+use super::EventLoop;
+use crate::blob_store::{BlobError, Partial};
+use crate::command::FetchError;
+use crate::index::ReleaseEntry;
+use crate::swarm;
+
+/// Chunk requests outstanding per provider.
+const PER_PEER_WINDOW: usize = 4;
+/// Chunk requests outstanding per download.
+const DOWNLOAD_WINDOW: usize = 16;
+/// A download with no progress for this long fails its waiters.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Minimum time between two provider queries of one download.
+const REQUERY: Duration = Duration::from_secs(3);
+/// Failed requests after which a provider is dropped from a download.
+const MAX_FAILURES: u32 = 3;
+
+#[derive(Default)]
+struct Provider {
+    in_flight: usize,
+    failures: u32,
+}
+
+pub(super) struct Download {
+    entry: ReleaseEntry,
+    partial: Partial,
+    queue: VecDeque<u64>,
+    in_flight: usize,
+    providers: HashMap<PeerId, Provider>,
+    /// Peers that lack the blob or sent a bad chunk: not asked again in this download.
+    excluded: HashSet<PeerId>,
+    waiters: Vec<oneshot::Sender<Result<(), FetchError>>>,
+    last_progress: Instant,
+    last_query: Option<Instant>,
+}
+
+impl EventLoop {
+    pub(super) fn resume_downloads(&mut self) {
+        match self.index.pending() {
+            Ok(list) => {
+                for entry in list {
+                    tracing::info!(target: "ferry::fetch", content = %entry.content, "resuming download of {}@{}", entry.package, entry.version);
+                    let (tx, _rx) = oneshot::channel();
+                    self.start_fetch(entry, tx);
+                }
+            }
+            Err(e) => tracing::error!(target: "ferry::index", "{e}"),
+        }
+    }
+
+    pub(super) fn start_fetch(&mut self, entry: ReleaseEntry, reply: oneshot::Sender<Result<(), FetchError>>) {
+        let id = entry.content;
+        if self.blobs.has(&id) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        if let Some(d) = self.downloads.get_mut(&id) {
+            d.waiters.push(reply);
+            return;
+        }
+        let partial = match self.blobs.begin(id, entry.size, &entry.chunks) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        if let Err(e) = self.index.add_pending(&entry) {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        let queue: VecDeque<u64> = partial.missing().into();
+        let providers = self
+            .connected
+            .iter()
+            .map(|p| (*p, Provider::default()))
+            .collect();
+        self.shared.set_progress(id, partial.done_bytes(), entry.size);
+        self.downloads.insert(
+            id,
+            Download {
+                entry,
+                partial,
+                queue,
+                in_flight: 0,
+                providers,
+                excluded: HashSet::new(),
+                waiters: vec![reply],
+                last_progress: Instant::now(),
+                last_query: None,
+            },
+        );
+        self.query_providers(id);
+        self.schedule(id);
+    }
+
+    fn query_providers(&mut self, id: ContentId) {
+        let key = swarm::blob_key(&self.network, &id);
+        let q = self.swarm.behaviour_mut().kad.get_providers(key);
+        self.provider_queries.insert(q, id);
+        if let Some(d) = self.downloads.get_mut(&id) {
+            d.last_query = Some(Instant::now());
+        }
+    }
+
+    pub(super) fn on_providers(&mut self, qid: kad::QueryId, res: kad::GetProvidersResult) {
+        let Some(id) = self.provider_queries.get(&qid).copied() else {
+            return;
+        };
+        match res {
+            Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                let me = *self.swarm.local_peer_id();
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    for p in providers {
+                        if p != me && !d.excluded.contains(&p) {
+                            d.providers.entry(p).or_default();
+                        }
+                    }
+                }
+                self.schedule(id);
+            }
+            Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => {
+                self.provider_queries.remove(&qid);
+            }
+        }
+    }
+
+    fn schedule(&mut self, id: ContentId) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        let mut sends = Vec::new();
+        while d.in_flight < DOWNLOAD_WINDOW && !d.queue.is_empty() {
+            let best = d
+                .providers
+                .iter()
+                .filter(|(_, p)| p.in_flight < PER_PEER_WINDOW)
+                .min_by_key(|(_, p)| p.in_flight)
+                .map(|(peer, _)| *peer);
+            let Some(peer) = best else { break };
+            let Some(index) = d.queue.pop_front() else { break };
+            if let Some(p) = d.providers.get_mut(&peer) {
+                p.in_flight += 1;
+            }
+            d.in_flight += 1;
+            sends.push((peer, index));
+        }
+        for (peer, index) in sends {
+            let rid = self
+                .swarm
+                .behaviour_mut()
+                .blob
+                .send_request(&peer, BlobRequest { content: id, index });
+            self.blob_requests.insert(rid, (id, peer, index));
+        }
+    }
+
+    pub(super) fn fetch_tick(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<ContentId> = self.downloads.keys().copied().collect();
+        for id in ids {
+            let connected: Vec<PeerId> = self.connected.iter().copied().collect();
+            let Some(d) = self.downloads.get_mut(&id) else { continue };
+            d.waiters.retain(|w| !w.is_closed());
+            if now.duration_since(d.last_progress) > STALL_TIMEOUT && !d.waiters.is_empty() {
+                for w in d.waiters.drain(..) {
+                    let _ = w.send(Err(FetchError::NoProvider(id)));
+                }
+                d.last_progress = now;
+            }
+            let idle = d.in_flight == 0;
+            let need_query = idle && d.last_query.is_none_or(|t| now.duration_since(t) > REQUERY);
+            if need_query {
+                // A peer that lacked the blob may have fetched it since: ask again.
+                d.excluded.retain(|p| !connected.contains(p));
+                for p in connected {
+                    d.providers.entry(p).or_default();
+                }
+                self.query_providers(id);
+            }
+            self.schedule(id);
+        }
+    }
+
+    pub(super) fn on_blob_event(&mut self, ev: Event<BlobRequest, BlobResponse>) {
+        match ev {
+            Event::Message {
+                message: Message::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                let resp = match self.blobs.read_chunk(&request.content, request.index) {
+                    Ok(b) => BlobResponse::Chunk(ByteBuf::from(b)),
+                    Err(_) => BlobResponse::NotFound,
+                };
+                let _ = self.swarm.behaviour_mut().blob.send_response(channel, resp);
+            }
+            Event::Message {
+                peer,
+                message: Message::Response {
+                    request_id,
+                    response,
+                },
+                ..
+            } => {
+                if let Some((id, _, index)) = self.blob_requests.remove(&request_id) {
+                    self.on_chunk(id, peer, index, Some(response));
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some((id, _, index)) = self.blob_requests.remove(&request_id) {
+                    tracing::debug!(target: "ferry::fetch", %peer, %id, index, "chunk request failed: {error}");
+                    self.on_chunk(id, peer, index, None);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_chunk(&mut self, id: ContentId, peer: PeerId, index: u64, resp: Option<BlobResponse>) {
+        let Some(d) = self.downloads.get_mut(&id) else {
+            return;
+        };
+        d.in_flight = d.in_flight.saturating_sub(1);
+        if let Some(p) = d.providers.get_mut(&peer) {
+            p.in_flight = p.in_flight.saturating_sub(1);
+        }
+        let mut penalize = false;
+        match resp {
+            Some(BlobResponse::Chunk(bytes)) => match d.partial.write_chunk(index, &bytes) {
+                Ok(()) => {
+                    d.last_progress = Instant::now();
+                    self.shared.set_progress(id, d.partial.done_bytes(), d.entry.size);
+                }
+                Err(BlobError::BadChunk { .. }) | Err(BlobError::OutOfRange { .. }) => {
+                    tracing::warn!(target: "ferry::fetch", %peer, %id, index, "peer sent a chunk that does not match its digest: dropping it");
+                    d.providers.remove(&peer);
+                    d.excluded.insert(peer);
+                    d.queue.push_front(index);
+                    penalize = true;
+                }
+                Err(e) => {
+                    self.fail_download(id, e.into());
+                    return;
+                }
+            },
+            Some(BlobResponse::NotFound) => {
+                d.providers.remove(&peer);
+                d.excluded.insert(peer);
+                d.queue.push_front(index);
+            }
+            None => {
+                if let Some(p) = d.providers.get_mut(&peer) {
+                    p.failures += 1;
+                    if p.failures >= MAX_FAILURES {
+                        d.providers.remove(&peer);
+                    }
+                }
+                d.queue.push_front(index);
+            }
+        }
+        if penalize {
+            self.penalize(&peer);
+        }
+        let complete = self.downloads.get(&id).is_some_and(|d| d.partial.is_complete());
+        if complete {
+            self.finish_download(id);
+        } else {
+            self.schedule(id);
+        }
+    }
+
+    fn finish_download(&mut self, id: ContentId) {
+        let Some(d) = self.downloads.remove(&id) else {
+            return;
+        };
+        let res = d.partial.finish(&self.blobs);
+        self.shared.clear_progress(&id);
+        let _ = self.index.remove_pending(&id);
+        match res {
+            Ok(_) => {
+                tracing::info!(target: "ferry::fetch", %id, "stored {}@{}", d.entry.package, d.entry.version);
+                self.provide(&id);
+                for w in d.waiters {
+                    let _ = w.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(target: "ferry::fetch", %id, "download failed verification: {e}");
+                let msg = e.to_string();
+                for w in d.waiters {
+                    let _ = w.send(Err(FetchError::Failed(id, msg.clone())));
+                }
+            }
+        }
+    }
+
+    fn fail_download(&mut self, id: ContentId, e: FetchError) {
+        if let Some(d) = self.downloads.remove(&id) {
+            self.shared.clear_progress(&id);
+            let _ = self.index.remove_pending(&id);
+            let msg = e.to_string();
+            tracing::error!(target: "ferry::fetch", %id, "download failed: {msg}");
+            for w in d.waiters {
+                let _ = w.send(Err(FetchError::Failed(id, msg.clone())));
+            }
+        }
+    }
+}

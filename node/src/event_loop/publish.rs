@@ -1,0 +1,108 @@
+//! Local writes: sign records with this node's publisher key, validate them exactly as
+//! a remote record would be validated, store them, then announce them.
+
+use ferry_protocol::log;
+use ferry_protocol::record::{Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release};
+use ferry_protocol::{Namespace, PublicKey, SignedRecord, chunk};
+use serde_bytes::ByteBuf;
+
+use super::EventLoop;
+use crate::command::{Draft, WriteError};
+use crate::index::{Applied, ReleaseEntry};
+use crate::node::now_ms;
+use crate::swarm;
+
+impl EventLoop {
+    fn record(&self, log: String, seq: u64, prev: Option<ferry_protocol::RecordId>, body: Body) -> SignedRecord {
+        SignedRecord::sign(
+            &self.key,
+            Record {
+                format: RECORD_FORMAT,
+                network: Some(self.network),
+                log,
+                seq,
+                prev,
+                time_ms: now_ms(),
+                body,
+            },
+        )
+    }
+
+    fn announce(&mut self, topic: libp2p::gossipsub::IdentTopic, rec: &SignedRecord) {
+        // With no subscribed peer yet this fails; sync delivers the record instead.
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, rec.bytes.clone())
+        {
+            tracing::debug!(target: "ferry::gossip", id = %rec.id, "not gossiped now ({e}); peers will sync it");
+        }
+    }
+
+    pub(super) fn publish(&mut self, d: Draft) -> Result<ReleaseEntry, WriteError> {
+        let now = now_ms();
+        let op = self.index.operator_state()?.ok_or(WriteError::NotSynced)?;
+        let log_name = d.package.to_string();
+        let mut to_store = Vec::new();
+        let state = match self.index.package_state(&d.package)? {
+            Some(s) => s,
+            None => {
+                let init = self.record(log_name.clone(), 0, None, Body::PackageInit { kind: d.kind });
+                let s = log::apply_package(&op, None, &init, now)?;
+                to_store.push(init);
+                s
+            }
+        };
+        let release = self.record(
+            log_name,
+            state.head.seq + 1,
+            Some(state.head.id),
+            Body::Release(Release {
+                version: d.version.to_string(),
+                kind: d.kind,
+                content: d.content,
+                size: d.size,
+                chunk_size: chunk::CHUNK_SIZE,
+                chunks: ByteBuf::from(d.chunks),
+                description: d.description,
+                license: d.license,
+            }),
+        );
+        // Check the whole write before storing any of it, so a refused release never
+        // leaves a half-made package behind.
+        log::apply_package(&op, Some(&state), &release, now)?;
+        to_store.push(release);
+        let mut entry = None;
+        for rec in &to_store {
+            if let Applied::New { release: Some(r), .. } = self.index.ingest(rec, now)? {
+                entry = Some(*r);
+            }
+        }
+        let topic = swarm::namespace_topic(&self.network, d.package.namespace());
+        for rec in &to_store {
+            self.announce(topic.clone(), rec);
+        }
+        self.provide(&d.content);
+        let entry = entry.ok_or_else(|| WriteError::Conflict("release was not applied".into()))?;
+        self.shared.note_release(&entry);
+        Ok(entry)
+    }
+
+    pub(super) fn define_namespace(&mut self, ns: Namespace, owners: Vec<PublicKey>) -> Result<(), WriteError> {
+        let op = self.index.operator_state()?.ok_or(WriteError::NotSynced)?;
+        let rec = self.record(
+            OPERATOR_LOG.into(),
+            op.head.seq + 1,
+            Some(op.head.id),
+            Body::DefineNamespace {
+                namespace: ns.to_string(),
+                owners,
+            },
+        );
+        self.index.ingest(&rec, now_ms())?;
+        self.subscribe_namespaces();
+        self.announce(swarm::operator_topic(&self.network), &rec);
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! Catch-up by sync: compare log heads with peers and pull missing records.
+//!
+//! Gossip is fast but lossy (a node that is offline, starts late or joins a mesh after
+//! a message misses it). Every [`super::SYNC_INTERVAL`], on every new connection, and
+//! whenever gossip shows we are behind, a node asks its peers for their log heads and
+//! fetches the records after its own head, in order, through the same validation as
+//! gossip. That is what makes delivery certain.
+
+use std::collections::{HashMap, HashSet};
+
+use ferry_protocol::record::OPERATOR_LOG;
+use ferry_protocol::wire::{LogHead, MAX_HEADS, MAX_RECORDS, SyncRequest, SyncResponse};
+use libp2p::PeerId;
+use libp2p::request_response::{Event, Message, OutboundRequestId};
+use serde_bytes::ByteBuf;
+
+use super::EventLoop;
+
+/// Sync bookkeeping.
+#[derive(Default)]
+pub(super) struct SyncState {
+    /// Outstanding requests: what each asked.
+    in_flight: HashMap<OutboundRequestId, (PeerId, SyncRequest)>,
+    /// Peers with a heads request outstanding.
+    heads_pending: HashSet<PeerId>,
+    /// (peer, log) pairs with a records request outstanding.
+    logs_pending: HashSet<(PeerId, String)>,
+    /// Application scores of peers that sent invalid records.
+    pub(super) penalties: HashMap<PeerId, f64>,
+    /// Set when the operator log grew: package records that failed for lack of a
+    /// namespace may now apply, so sync again at once.
+    pub(super) operator_advanced: bool,
+}
+
+impl SyncState {
+    pub(super) fn forget_peer(&mut self, peer: &PeerId) {
+        self.heads_pending.remove(peer);
+        self.logs_pending.retain(|(p, _)| p != peer);
+        self.in_flight.retain(|_, (p, _)| p != peer);
+    }
+}
+
+impl EventLoop {
+    pub(super) fn sync_all(&mut self) {
+        self.sync.operator_advanced = false;
+        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        for p in peers {
+            self.sync_with(p);
+        }
+    }
+
+    pub(super) fn sync_with(&mut self, peer: PeerId) {
+        if !self.connected.contains(&peer) || !self.sync.heads_pending.insert(peer) {
+            return;
+        }
+        self.send_sync(
+            peer,
+            SyncRequest::Heads {
+                network: self.network,
+                after: None,
+                limit: MAX_HEADS,
+            },
+        );
+    }
+
+    fn send_sync(&mut self, peer: PeerId, req: SyncRequest) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req.clone());
+        self.sync.in_flight.insert(id, (peer, req));
+    }
+
+    pub(super) fn on_sync_event(&mut self, ev: Event<SyncRequest, SyncResponse>) {
+        match ev {
+            Event::Message {
+                peer,
+                message: Message::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                let resp = self.answer_sync(request);
+                if self.swarm.behaviour_mut().sync.send_response(channel, resp).is_err() {
+                    tracing::debug!(target: "ferry::sync", %peer, "peer left before our answer");
+                }
+            }
+            Event::Message {
+                peer,
+                message: Message::Response {
+                    request_id,
+                    response,
+                },
+                ..
+            } => {
+                if let Some((_, req)) = self.sync.in_flight.remove(&request_id) {
+                    self.on_sync_response(peer, req, response);
+                }
+            }
+            Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(target: "ferry::sync", %peer, "sync request failed: {error}");
+                if let Some((_, req)) = self.sync.in_flight.remove(&request_id) {
+                    self.clear_pending(peer, &req);
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(target: "ferry::sync", %peer, "inbound sync failed: {error}");
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn clear_pending(&mut self, peer: PeerId, req: &SyncRequest) {
+        match req {
+            SyncRequest::Heads { .. } => {
+                self.sync.heads_pending.remove(&peer);
+            }
+            SyncRequest::Records { log, .. } => {
+                self.sync.logs_pending.remove(&(peer, log.clone()));
+            }
+        }
+    }
+
+    fn answer_sync(&self, req: SyncRequest) -> SyncResponse {
+        let net = match &req {
+            SyncRequest::Heads { network, .. } | SyncRequest::Records { network, .. } => *network,
+        };
+        if net != self.network {
+            return SyncResponse::Refused(format!("this node follows network {}, not {net}", self.network));
+        }
+        let res = match req {
+            SyncRequest::Heads { after, limit, .. } => self
+                .index
+                .heads(after.as_deref(), limit.min(MAX_HEADS) as usize)
+                .map(|(heads, more)| SyncResponse::Heads { heads, more }),
+            SyncRequest::Records {
+                log,
+                from_seq,
+                limit,
+                ..
+            } => self
+                .index
+                .records_from(&log, from_seq, limit.min(MAX_RECORDS) as usize)
+                .map(|rs| SyncResponse::Records(rs.into_iter().map(ByteBuf::from).collect())),
+        };
+        res.unwrap_or_else(|e| SyncResponse::Refused(e.to_string()))
+    }
+
+    fn on_sync_response(&mut self, peer: PeerId, req: SyncRequest, resp: SyncResponse) {
+        self.clear_pending(peer, &req);
+        match (req, resp) {
+            (SyncRequest::Heads { .. }, SyncResponse::Heads { heads, more }) => {
+                let heads: Vec<LogHead> = heads.into_iter().take(MAX_HEADS as usize).collect();
+                let last = heads.last().map(|h| h.log.clone());
+                // The operator log first: package logs can only be checked against it.
+                let mut ordered = heads;
+                ordered.sort_by_key(|h| h.log != OPERATOR_LOG);
+                for h in ordered {
+                    self.maybe_pull(peer, h);
+                }
+                if more && let Some(after) = last {
+                    self.send_sync(
+                        peer,
+                        SyncRequest::Heads {
+                            network: self.network,
+                            after: Some(after),
+                            limit: MAX_HEADS,
+                        },
+                    );
+                }
+            }
+            (SyncRequest::Records { log, from_seq, .. }, SyncResponse::Records(records)) => {
+                let n = records.len();
+                let mut all_new = true;
+                for (i, bytes) in records.into_iter().enumerate().take(MAX_RECORDS as usize) {
+                    match self.ingest_bytes(&bytes) {
+                        Ok(_) => {}
+                        Err(benign) => {
+                            if !benign {
+                                tracing::info!(target: "ferry::sync", %peer, %log, seq = from_seq + i as u64, "peer sent an invalid record");
+                                self.penalize(&peer);
+                            }
+                            all_new = false;
+                            break;
+                        }
+                    }
+                }
+                if all_new && n == MAX_RECORDS as usize {
+                    self.pull(peer, log, from_seq + n as u64);
+                }
+                if self.sync.operator_advanced {
+                    self.sync_all();
+                }
+            }
+            (_, SyncResponse::Refused(why)) => {
+                tracing::info!(target: "ferry::sync", %peer, "peer refused sync: {why}");
+            }
+            _ => {
+                tracing::info!(target: "ferry::sync", %peer, "peer answered sync with the wrong kind of response");
+                self.penalize(&peer);
+            }
+        }
+    }
+
+    fn maybe_pull(&mut self, peer: PeerId, h: LogHead) {
+        let ours = match self.index.head(&h.log) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(target: "ferry::index", "{e}");
+                return;
+            }
+        };
+        let from = match ours {
+            Some(o) if o.seq >= h.seq => return,
+            Some(o) => o.seq + 1,
+            None => 0,
+        };
+        self.pull(peer, h.log, from);
+    }
+
+    fn pull(&mut self, peer: PeerId, log: String, from_seq: u64) {
+        if !self.sync.logs_pending.insert((peer, log.clone())) {
+            return;
+        }
+        self.send_sync(
+            peer,
+            SyncRequest::Records {
+                network: self.network,
+                log,
+                from_seq,
+                limit: MAX_RECORDS,
+            },
+        );
+    }
+}
