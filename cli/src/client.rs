@@ -51,7 +51,10 @@ impl Client {
     /// Sends a request and returns the response if it succeeded, else the API's error.
     pub async fn send(&self, req: RequestBuilder) -> Result<Response> {
         let resp = req.send().await.map_err(|e| {
-            anyhow!("cannot reach the node's API at {}: {e} (is `ferry node start` running?)", self.base)
+            anyhow!(
+                "cannot reach the node's API at {}: {e} (is `ferry node start` running?)",
+                self.base
+            )
         })?;
         if resp.status().is_success() {
             return Ok(resp);
@@ -77,7 +80,9 @@ pub fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -200,14 +200,20 @@ impl From<&ReleaseEntry> for VersionView {
     }
 }
 
-async fn info(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn info(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let pkg: PackageName = name.parse().map_err(bad)?;
     let idx = s.shared.index.clone();
     let p = pkg.clone();
-    let (state, releases) = tokio::task::spawn_blocking(move || Ok::<_, IndexError>((idx.package_state(&p)?, idx.releases(&p)?)))
-        .await
-        .map_err(|e| bad(e.to_string()))??;
-    let state = state.ok_or_else(|| not_found(format!("package {pkg} is not known to this node")))?;
+    let (state, releases) = tokio::task::spawn_blocking(move || {
+        Ok::<_, IndexError>((idx.package_state(&p)?, idx.releases(&p)?))
+    })
+    .await
+    .map_err(|e| bad(e.to_string()))??;
+    let state =
+        state.ok_or_else(|| not_found(format!("package {pkg} is not known to this node")))?;
     Ok(Json(json!({
         "package": pkg.to_string(),
         "kind": state.kind,
@@ -222,7 +228,10 @@ struct SearchQuery {
     limit: Option<usize>,
 }
 
-async fn search(State(s): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn search(
+    State(s): State<AppState>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let idx = s.shared.index.clone();
     let limit = q.limit.unwrap_or(50).min(1000);
     let hits = tokio::task::spawn_blocking(move || idx.search(&q.q, limit))
@@ -242,15 +251,24 @@ fn resolve_spec(shared: &Shared, spec: &str) -> Result<ReleaseEntry, ApiError> {
         Spec::Package(name, want) => {
             let releases = shared.index.releases(&name)?;
             if releases.is_empty() {
-                return Err(not_found(format!("package {name} is not known to this node")));
+                return Err(not_found(format!(
+                    "package {name} is not known to this node"
+                )));
             }
             let versions: Vec<_> = releases.iter().map(|r| &r.version).collect();
-            let v = want.resolve(versions.iter().copied()).cloned().ok_or_else(|| {
-                not_found(format!(
-                    "no version of {name} matches {want} (known: {})",
-                    versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
-                ))
-            })?;
+            let v = want
+                .resolve(versions.iter().copied())
+                .cloned()
+                .ok_or_else(|| {
+                    not_found(format!(
+                        "no version of {name} matches {want} (known: {})",
+                        versions
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
             releases
                 .into_iter()
                 .find(|r| r.version == v)
@@ -265,7 +283,10 @@ fn resolve_spec(shared: &Shared, spec: &str) -> Result<ReleaseEntry, ApiError> {
     }
 }
 
-async fn resolve(State(s): State<AppState>, Query(q): Query<SpecQuery>) -> Result<Json<VersionViewWithName>, ApiError> {
+async fn resolve(
+    State(s): State<AppState>,
+    Query(q): Query<SpecQuery>,
+) -> Result<Json<VersionViewWithName>, ApiError> {
     let shared = s.shared.clone();
     let e = tokio::task::spawn_blocking(move || resolve_spec(&shared, &q.spec))
         .await
@@ -292,7 +313,10 @@ impl From<&ReleaseEntry> for VersionViewWithName {
     }
 }
 
-async fn fetch(State(s): State<AppState>, Json(q): Json<SpecQuery>) -> Result<Json<VersionViewWithName>, ApiError> {
+async fn fetch(
+    State(s): State<AppState>,
+    Json(q): Json<SpecQuery>,
+) -> Result<Json<VersionViewWithName>, ApiError> {
     let shared = s.shared.clone();
     let entry = tokio::task::spawn_blocking(move || resolve_spec(&shared, &q.spec))
         .await
@@ -301,26 +325,33 @@ async fn fetch(State(s): State<AppState>, Json(q): Json<SpecQuery>) -> Result<Js
     Ok(Json(VersionViewWithName::from(&entry)))
 }
 
-async fn progress(State(s): State<AppState>, Path(cid): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn progress(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ContentId = cid.parse().map_err(bad)?;
     if s.shared.blobs.has(&id) {
         let size = s.shared.blobs.size(&id).unwrap_or(0);
-        return Ok(Json(json!({ "done": size, "total": size, "complete": true })));
+        return Ok(Json(
+            json!({ "done": size, "total": size, "complete": true }),
+        ));
     }
     let (done, total) = s
         .shared
         .progress(&id)
         .ok_or_else(|| not_found(format!("no download of {id} is running")))?;
-    Ok(Json(json!({ "done": done, "total": total, "complete": false })))
+    Ok(Json(
+        json!({ "done": done, "total": total, "complete": false }),
+    ))
 }
 
 async fn blob(State(s): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
     let id: ContentId = cid.parse().map_err(bad)?;
-    let path = s
-        .shared
-        .blobs
-        .path(&id)
-        .ok_or_else(|| not_found(format!("blob {id} is not stored on this node: fetch it first")))?;
+    let path = s.shared.blobs.path(&id).ok_or_else(|| {
+        not_found(format!(
+            "blob {id} is not stored on this node: fetch it first"
+        ))
+    })?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| not_found(format!("{}: {e}", path.display())))?;
@@ -352,13 +383,18 @@ async fn publish(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_token(&s, &headers)?;
     let package: PackageName = q.package.parse().map_err(bad)?;
-    let version = semver::Version::parse(&q.version)
-        .map_err(|_| bad(format!("`{}` is not a semver version (expected e.g. 1.2.3)", q.version)))?;
+    let version = semver::Version::parse(&q.version).map_err(|_| {
+        bad(format!(
+            "`{}` is not a semver version (expected e.g. 1.2.3)",
+            q.version
+        ))
+    })?;
     let blobs = s.shared.blobs.clone();
     // Check, hash and store off the async threads: validation of a large component
     // takes milliseconds to seconds.
     let (checked, content, chunks, existed) = tokio::task::spawn_blocking(move || {
-        let checked = component::check(&bytes).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        let checked = component::check(&bytes)
+            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
         let content = ContentId::of(&bytes);
         let existed = blobs.has(&content);
         let chunks = chunk::digests(&bytes, chunk::CHUNK_SIZE);
@@ -424,9 +460,7 @@ async fn define_namespace(
             .collect::<Result<Vec<_>, _>>()
             .map_err(bad)?
     };
-    s.node
-        .define_namespace(ns.clone(), owners.clone())
-        .await?;
+    s.node.define_namespace(ns.clone(), owners.clone()).await?;
     Ok(Json(json!({
         "namespace": ns.to_string(),
         "owners": owners.iter().map(|o| o.to_string()).collect::<Vec<_>>(),

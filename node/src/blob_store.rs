@@ -216,7 +216,10 @@ impl BlobStore {
             }
             buf.clear();
             file.seek(SeekFrom::Start(off)).map_err(io(&path))?;
-            (&mut file).take(len).read_to_end(&mut buf).map_err(io(&path))?;
+            (&mut file)
+                .take(len)
+                .read_to_end(&mut buf)
+                .map_err(io(&path))?;
             *slot = chunk::digest_at(digests, i as u64) == Some(sha256(&buf));
         }
         Ok(Partial {
@@ -282,14 +285,17 @@ impl Partial {
                 content: self.id,
                 index,
             })?;
-        if bytes.len() as u64 != len || chunk::digest_at(&self.digests, index) != Some(sha256(bytes))
+        if bytes.len() as u64 != len
+            || chunk::digest_at(&self.digests, index) != Some(sha256(bytes))
         {
             return Err(BlobError::BadChunk {
                 content: self.id,
                 index,
             });
         }
-        self.file.seek(SeekFrom::Start(off)).map_err(io(&self.path))?;
+        self.file
+            .seek(SeekFrom::Start(off))
+            .map_err(io(&self.path))?;
         self.file.write_all(bytes).map_err(io(&self.path))?;
         self.have[slot] = true;
         Ok(())
@@ -300,7 +306,13 @@ impl Partial {
         if !self.is_complete() {
             return Err(BlobError::Mismatch(self.id));
         }
-        let Partial { id, file, path, size, .. } = self;
+        let Partial {
+            id,
+            file,
+            path,
+            size,
+            ..
+        } = self;
         file.set_len(size).map_err(io(&path))?;
         file.sync_all().map_err(io(&path))?;
         drop(file);
@@ -342,7 +354,10 @@ mod tests {
         let id = s.put(&b).unwrap();
         assert!(s.has(&id));
         assert_eq!(s.read_chunk(&id, 1).unwrap(), b[1 << 20..2 << 20]);
-        assert!(matches!(s.read_chunk(&id, 3), Err(BlobError::OutOfRange { .. })));
+        assert!(matches!(
+            s.read_chunk(&id, 3),
+            Err(BlobError::OutOfRange { .. })
+        ));
         assert_eq!(s.list(), vec![id]);
         assert!(s.remove(&id).unwrap());
         assert!(!s.has(&id));
@@ -360,7 +375,10 @@ mod tests {
         // A corrupt chunk is refused and changes nothing.
         let mut bad = b[..1 << 20].to_vec();
         bad[5] ^= 1;
-        assert!(matches!(p.write_chunk(0, &bad), Err(BlobError::BadChunk { .. })));
+        assert!(matches!(
+            p.write_chunk(0, &bad),
+            Err(BlobError::BadChunk { .. })
+        ));
         p.write_chunk(2, &b[2 << 20..]).unwrap();
         p.write_chunk(0, &b[..1 << 20]).unwrap();
         assert!(!s.has(&id), "a partial blob is never visible");
@@ -381,7 +399,12 @@ mod tests {
         fs::write(dir.path().join("tmp").join("junk"), b"x").unwrap();
         drop(s);
         let s = BlobStore::open(dir.path()).unwrap();
-        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+        assert!(
+            fs::read_dir(dir.path().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
         assert!(s.list().is_empty());
     }
 }

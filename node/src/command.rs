@@ -47,7 +47,9 @@ pub enum WriteError {
     #[error("conflicting write, try again: {0}")]
     Conflict(String),
     /// The node has not learned its network's operator log yet.
-    #[error("this node has not synced its network's operator log yet: check --bootstrap and try again")]
+    #[error(
+        "this node has not synced its network's operator log yet: check --bootstrap and try again"
+    )]
     NotSynced,
     /// Storage failed.
     #[error(transparent)]
@@ -154,7 +156,11 @@ impl NodeHandle {
     }
 
     /// Defines a namespace.
-    pub async fn define_namespace(&self, namespace: Namespace, owners: Vec<PublicKey>) -> Result<(), WriteError> {
+    pub async fn define_namespace(
+        &self,
+        namespace: Namespace,
+        owners: Vec<PublicKey>,
+    ) -> Result<(), WriteError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::DefineNamespace {

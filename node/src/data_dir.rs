@@ -29,7 +29,9 @@ pub enum DataDirError {
         source: std::io::Error,
     },
     /// Not initialized.
-    #[error("{0} is not initialized: run `ferry init --new-network` or `ferry init --network <ID>` first")]
+    #[error(
+        "{0} is not initialized: run `ferry init --new-network` or `ferry init --network <ID>` first"
+    )]
     NotInitialized(PathBuf),
     /// Already initialized.
     #[error("{0} is already initialized for network {1}")]
@@ -129,10 +131,11 @@ impl DataDir {
         let path = self.path(name);
         match fs::read(&path) {
             Ok(b) => {
-                let seed: [u8; 32] = b.as_slice().try_into().map_err(|_| DataDirError::Corrupt {
-                    path: path.clone(),
-                    why: format!("{} bytes, expected a 32-byte key seed", b.len()),
-                })?;
+                let seed: [u8; 32] =
+                    b.as_slice().try_into().map_err(|_| DataDirError::Corrupt {
+                        path: path.clone(),
+                        why: format!("{} bytes, expected a 32-byte key seed", b.len()),
+                    })?;
                 Ok(Some(seed))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

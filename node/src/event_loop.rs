@@ -123,7 +123,10 @@ impl EventLoop {
             return;
         }
         if let Some(peer) = swarm::peer_of(&addr) {
-            self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
         }
         if let Err(e) = self.swarm.dial(addr.clone()) {
             tracing::warn!(target: "ferry::net", %addr, "dial failed: {e}");
@@ -191,31 +194,32 @@ impl EventLoop {
                 self.listen_addrs.push(full);
                 self.shared.write_node_info(&self.listen_addrs);
             }
-            SwarmEvent::ConnectionEstablished {
-                peer_id,
-                num_established,
-                ..
-            } => {
-                if self.connected.insert(peer_id) && num_established.get() == 1 {
-                    tracing::debug!(target: "ferry::net", %peer_id, "connected");
-                    self.sync_with(peer_id);
-                    if self.bootstrap.iter().any(|a| swarm::peer_of(a) == Some(peer_id)) {
-                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
-                    }
-                }
-            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => self.on_connected(peer_id),
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    self.connected.remove(&peer_id);
-                    self.sync.forget_peer(&peer_id);
-                }
+                self.connected.remove(&peer_id);
+                self.sync.forget_peer(&peer_id);
             }
             SwarmEvent::Behaviour(b) => self.on_behaviour(b),
             _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, peer_id: PeerId) {
+        if !self.connected.insert(peer_id) {
+            return;
+        }
+        tracing::debug!(target: "ferry::net", %peer_id, "connected");
+        self.sync_with(peer_id);
+        if self
+            .bootstrap
+            .iter()
+            .any(|a| swarm::peer_of(a) == Some(peer_id))
+        {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
     }
 
@@ -240,11 +244,11 @@ impl EventLoop {
             }
             BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
             BehaviourEvent::Blob(ev) => self.on_blob_event(ev),
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, .. }) => {
-                if let kad::QueryResult::GetProviders(res) = result {
-                    self.on_providers(id, res);
-                }
-            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(res),
+                ..
+            }) => self.on_providers(id, res),
             _ => {}
         }
     }

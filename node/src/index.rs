@@ -42,7 +42,9 @@ pub enum IndexError {
     #[error("index storage: {0}")]
     Storage(String),
     /// The database was written by a newer ferry.
-    #[error("index schema {found} is newer than this ferry supports ({SCHEMA_VERSION}): upgrade ferry")]
+    #[error(
+        "index schema {found} is newer than this ferry supports ({SCHEMA_VERSION}): upgrade ferry"
+    )]
     NewerSchema {
         /// Schema found.
         found: u64,
@@ -202,9 +204,7 @@ impl Index {
     pub fn operator_state(&self) -> Result<Option<OperatorState>, IndexError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(LOG_STATE)?;
-        t.get(OPERATOR_LOG)?
-            .map(|v| uncbor(v.value()))
-            .transpose()
+        t.get(OPERATOR_LOG)?.map(|v| uncbor(v.value())).transpose()
     }
 
     /// A package log's state.
@@ -222,7 +222,11 @@ impl Index {
         let tx = self.db.begin_write().map_err(IndexError::from)?;
         let applied = {
             let mut records = tx.open_table(RECORDS).map_err(IndexError::from)?;
-            if records.get(rec.id.digest().as_slice()).map_err(IndexError::from)?.is_some() {
+            if records
+                .get(rec.id.digest().as_slice())
+                .map_err(IndexError::from)?
+                .is_some()
+            {
                 return Ok(Applied::Duplicate);
             }
             let mut states = tx.open_table(LOG_STATE).map_err(IndexError::from)?;
@@ -318,7 +322,11 @@ impl Index {
         Ok(applied)
     }
 
-    fn index_release(&self, tx: &redb::WriteTransaction, e: &ReleaseEntry) -> Result<(), IndexError> {
+    fn index_release(
+        &self,
+        tx: &redb::WriteTransaction,
+        e: &ReleaseEntry,
+    ) -> Result<(), IndexError> {
         let pkg = e.package.to_string();
         let ver = e.version.to_string();
         tx.open_table(RELEASES)?
@@ -347,7 +355,10 @@ impl Index {
     }
 
     /// Releases whose blob is `content`.
-    pub fn releases_by_content(&self, content: &ContentId) -> Result<Vec<ReleaseEntry>, IndexError> {
+    pub fn releases_by_content(
+        &self,
+        content: &ContentId,
+    ) -> Result<Vec<ReleaseEntry>, IndexError> {
         let tx = self.db.begin_read()?;
         let by = tx.open_multimap_table(BY_CONTENT)?;
         let rel = tx.open_table(RELEASES)?;
@@ -377,7 +388,11 @@ impl Index {
     }
 
     /// A page of log heads after `after`, in name order, and whether more follow.
-    pub fn heads(&self, after: Option<&str>, limit: usize) -> Result<(Vec<LogHead>, bool), IndexError> {
+    pub fn heads(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<LogHead>, bool), IndexError> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(LOG_STATE)?;
         let range = match after {
@@ -416,7 +431,12 @@ impl Index {
     }
 
     /// Envelope bytes of up to `limit` records of `log` from `from_seq` on.
-    pub fn records_from(&self, log: &str, from_seq: u64, limit: usize) -> Result<Vec<Vec<u8>>, IndexError> {
+    pub fn records_from(
+        &self,
+        log: &str,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, IndexError> {
         let tx = self.db.begin_read()?;
         let seqs = tx.open_table(LOG_SEQ)?;
         let recs = tx.open_table(RECORDS)?;
@@ -437,7 +457,9 @@ impl Index {
     pub fn record(&self, id: &RecordId) -> Result<Option<Vec<u8>>, IndexError> {
         let tx = self.db.begin_read()?;
         let recs = tx.open_table(RECORDS)?;
-        Ok(recs.get(id.digest().as_slice())?.map(|v| v.value().to_vec()))
+        Ok(recs
+            .get(id.digest().as_slice())?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Remembers a download to finish after a restart.
@@ -452,7 +474,8 @@ impl Index {
     /// Forgets a finished (or abandoned) download.
     pub fn remove_pending(&self, content: &ContentId) -> Result<(), IndexError> {
         let tx = self.db.begin_write()?;
-        tx.open_table(PENDING)?.remove(content.digest().as_slice())?;
+        tx.open_table(PENDING)?
+            .remove(content.digest().as_slice())?;
         tx.commit()?;
         Ok(())
     }

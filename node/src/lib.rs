@@ -13,5 +13,5 @@ pub mod index;
 pub mod node;
 pub mod swarm;
 
-pub use node::{NodeConfig, NodeError, init_join, init_new_network, run};
 pub use libp2p::Multiaddr;
+pub use node::{NodeConfig, NodeError, init_join, init_new_network, run};

@@ -89,7 +89,9 @@ impl NodeConfig {
             data_dir: data_dir.into(),
             listen: vec![
                 "/ip4/127.0.0.1/tcp/0".parse().expect("static multiaddr"),
-                "/ip4/127.0.0.1/udp/0/quic-v1".parse().expect("static multiaddr"),
+                "/ip4/127.0.0.1/udp/0/quic-v1"
+                    .parse()
+                    .expect("static multiaddr"),
             ],
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap: Vec::new(),
@@ -166,7 +168,11 @@ impl Shared {
 /// Creates this node's keys and a new network operated by its publisher key.
 pub fn init_new_network(dir: &DataDir) -> Result<NetworkId, NodeError> {
     if let Ok(m) = dir.membership() {
-        return Err(DataDirError::AlreadyInitialized(dir.root().to_path_buf(), m.network.to_string()).into());
+        return Err(DataDirError::AlreadyInitialized(
+            dir.root().to_path_buf(),
+            m.network.to_string(),
+        )
+        .into());
     }
     let key = Keypair::from_seed(dir.seed_or_create("publisher.key", random32())?);
     dir.seed_or_create("node.key", random32())?;
@@ -195,7 +201,11 @@ pub fn init_new_network(dir: &DataDir) -> Result<NetworkId, NodeError> {
 /// Creates this node's keys for joining `network`.
 pub fn init_join(dir: &DataDir, network: NetworkId) -> Result<(), NodeError> {
     if let Ok(m) = dir.membership() {
-        return Err(DataDirError::AlreadyInitialized(dir.root().to_path_buf(), m.network.to_string()).into());
+        return Err(DataDirError::AlreadyInitialized(
+            dir.root().to_path_buf(),
+            m.network.to_string(),
+        )
+        .into());
     }
     dir.seed_or_create("publisher.key", random32())?;
     dir.seed_or_create("node.key", random32())?;
@@ -207,7 +217,10 @@ pub fn init_join(dir: &DataDir, network: NetworkId) -> Result<(), NodeError> {
 }
 
 /// Runs a node until `shutdown` resolves.
-pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
     let dir = DataDir::open(&cfg.data_dir)?;
     let membership = dir.membership()?;
     let key = dir.publisher_key()?;
@@ -215,38 +228,56 @@ pub async fn run(cfg: NodeConfig, shutdown: impl std::future::Future<Output = ()
     let node_key = identity::Keypair::ed25519_from_bytes(node_seed)
         .map_err(|e| NodeError::Genesis(format!("node.key: {e}")))?;
     let index_path = dir.path("index.redb");
-    let index = Index::open(&index_path, membership.network).map_err(|source| NodeError::Index {
-        path: index_path.clone(),
-        source,
-    })?;
+    let index =
+        Index::open(&index_path, membership.network).map_err(|source| NodeError::Index {
+            path: index_path.clone(),
+            source,
+        })?;
     if let Some(g) = &membership.genesis {
         let bytes = hex::decode(g).map_err(|e| NodeError::Genesis(e.to_string()))?;
         let rec = SignedRecord::decode(&bytes).map_err(|e| NodeError::Genesis(e.to_string()))?;
         match index.ingest(&rec, now_ms()) {
             Ok(_) => {}
-            Err(IngestError::Index(source)) => return Err(NodeError::Index { path: index_path, source }),
+            Err(IngestError::Index(source)) => {
+                return Err(NodeError::Index {
+                    path: index_path,
+                    source,
+                });
+            }
             Err(e) => return Err(NodeError::Genesis(e.to_string())),
         }
     }
     let blobs = BlobStore::open(dir.path("blobs"))?;
     let token = dir.api_token(random32())?;
 
-    let policy = if cfg.listen.iter().all(|a| DialPolicy::LoopbackOnly.allows(a)) {
+    let policy = if cfg
+        .listen
+        .iter()
+        .all(|a| DialPolicy::LoopbackOnly.allows(a))
+    {
         DialPolicy::LoopbackOnly
     } else {
         DialPolicy::Any
     };
     let mut swarm = swarm::build(node_key, policy)?;
     for addr in &cfg.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| NodeError::Listen {
-            addr: addr.clone(),
-            why: e.to_string(),
-        })?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Listen {
+                addr: addr.clone(),
+                why: e.to_string(),
+            })?;
     }
     let listener = tokio::net::TcpListener::bind(cfg.api)
         .await
-        .map_err(|source| NodeError::Api { addr: cfg.api, source })?;
-    let api_addr = listener.local_addr().map_err(|source| NodeError::Api { addr: cfg.api, source })?;
+        .map_err(|source| NodeError::Api {
+            addr: cfg.api,
+            source,
+        })?;
+    let api_addr = listener.local_addr().map_err(|source| NodeError::Api {
+        addr: cfg.api,
+        source,
+    })?;
 
     let shared = Arc::new(Shared {
         index: Arc::new(index),

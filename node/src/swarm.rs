@@ -10,8 +10,8 @@ use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEve
 use libp2p::core::upgrade;
 use libp2p::multiaddr::Protocol;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport, gossipsub, identify, identity,
-    kad, noise, ping, quic, request_response, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport, gossipsub, identify,
+    identity, kad, noise, ping, quic, request_response, tcp, yamux,
 };
 
 /// Protocol name of Ferry's Kademlia DHT (never the IPFS one).
@@ -72,7 +72,11 @@ impl<T: Transport + Unpin> Transport for Filtered<T> {
     type ListenerUpgrade = T::ListenerUpgrade;
     type Dial = T::Dial;
 
-    fn listen_on(&mut self, id: ListenerId, addr: Multiaddr) -> Result<(), TransportError<T::Error>> {
+    fn listen_on(
+        &mut self,
+        id: ListenerId,
+        addr: Multiaddr,
+    ) -> Result<(), TransportError<T::Error>> {
         self.inner.listen_on(id, addr)
     }
 
@@ -80,7 +84,11 @@ impl<T: Transport + Unpin> Transport for Filtered<T> {
         self.inner.remove_listener(id)
     }
 
-    fn dial(&mut self, addr: Multiaddr, opts: DialOpts) -> Result<T::Dial, TransportError<T::Error>> {
+    fn dial(
+        &mut self,
+        addr: Multiaddr,
+        opts: DialOpts,
+    ) -> Result<T::Dial, TransportError<T::Error>> {
         if !self.policy.allows(&addr) {
             return Err(TransportError::MultiaddrNotSupported(addr));
         }
@@ -136,7 +144,10 @@ pub fn build(key: identity::Keypair, policy: DialPolicy) -> Result<Swarm<Behavio
                 .or_transport(tcp)
                 .map(|either, _| either.into_inner())
                 .boxed();
-            Ok(Filtered { inner: both, policy })
+            Ok(Filtered {
+                inner: both,
+                policy,
+            })
         })
         .map_err(|e| err(&e))?
         .with_behaviour(|key| {
@@ -165,9 +176,13 @@ pub fn build(key: identity::Keypair, policy: DialPolicy) -> Result<Swarm<Behavio
             };
             gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
 
-            let mut store_cfg = kad::store::MemoryStoreConfig::default();
-            store_cfg.max_provided_keys = 1 << 20;
-            store_cfg.max_records = 1 << 16;
+            // The default caps provided keys at 1,024: far fewer than the blobs a
+            // mirror serves.
+            let store_cfg = kad::store::MemoryStoreConfig {
+                max_provided_keys: 1 << 20,
+                max_records: 1 << 16,
+                ..Default::default()
+            };
             let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
             kad_cfg.set_query_timeout(Duration::from_secs(30));
             let mut kad = kad::Behaviour::with_config(
@@ -206,7 +221,8 @@ pub fn build(key: identity::Keypair, policy: DialPolicy) -> Result<Swarm<Behavio
                 identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
                     .with_push_listen_addr_updates(true),
             );
-            let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+            let ping =
+                ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
             Ok(Behaviour {
                 gossipsub,
                 kad,

@@ -99,7 +99,8 @@ macro_rules! cid_newtype {
                         .map_err(|_| ContentIdError::Unparsable(s.to_string()))?;
                     return Ok(Self(d));
                 }
-                let cid = Cid::try_from(s).map_err(|_| ContentIdError::Unparsable(s.to_string()))?;
+                let cid =
+                    Cid::try_from(s).map_err(|_| ContentIdError::Unparsable(s.to_string()))?;
                 digest_of(&cid, $codec)
                     .map(Self)
                     .ok_or_else(|| ContentIdError::WrongKind(s.to_string()))
@@ -165,7 +166,10 @@ mod tests {
     fn cid_and_sha256_name_the_same_bytes() {
         let id = ContentId::of(b"hello");
         let s = id.to_string();
-        assert_eq!(s, "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq");
+        assert_eq!(
+            s,
+            "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+        );
         assert_eq!(s.parse::<ContentId>().unwrap(), id);
         let oci = id.to_sha256();
         assert_eq!(
@@ -178,7 +182,10 @@ mod tests {
     #[test]
     fn rejects_other_cids_and_garbage() {
         let rec = RecordId::of(b"x").to_string();
-        assert!(matches!(rec.parse::<ContentId>(), Err(ContentIdError::WrongKind(_))));
+        assert!(matches!(
+            rec.parse::<ContentId>(),
+            Err(ContentIdError::WrongKind(_))
+        ));
         for bad in ["", "sha256:", "sha256:zz", "bafk", "sha256:00"] {
             assert!(bad.parse::<ContentId>().is_err(), "{bad}");
         }

@@ -118,7 +118,9 @@ pub enum Rejection {
         namespace: Namespace,
     },
     /// Namespace never defined by the operator.
-    #[error("namespace `{0}` is not defined in this network: ask the operator to run `ferry namespace define {0}`")]
+    #[error(
+        "namespace `{0}` is not defined in this network: ask the operator to run `ferry namespace define {0}`"
+    )]
     NamespaceNotDefined(Namespace),
     /// Namespace defined twice.
     #[error("namespace `{0}` is already defined")]
@@ -346,8 +348,8 @@ pub fn apply_operator(
 
 /// Checks a release's own fields.
 pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
-    let version =
-        Version::parse(&rel.version).map_err(|_| Rejection::MalformedVersion(rel.version.clone()))?;
+    let version = Version::parse(&rel.version)
+        .map_err(|_| Rejection::MalformedVersion(rel.version.clone()))?;
     if rel.size > MAX_BLOB_BYTES {
         return Err(Rejection::BadRelease(format!(
             "size {} is over the {MAX_BLOB_BYTES}-byte limit",
@@ -379,12 +381,20 @@ pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
             "chunk digest differs from the content id".into(),
         ));
     }
-    if rel.description.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES) {
+    if rel
+        .description
+        .as_ref()
+        .is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES)
+    {
         return Err(Rejection::OverLimit(format!(
             "description longer than {MAX_DESCRIPTION_BYTES} bytes"
         )));
     }
-    if rel.license.as_ref().is_some_and(|l| l.len() > MAX_LICENSE_BYTES) {
+    if rel
+        .license
+        .as_ref()
+        .is_some_and(|l| l.len() > MAX_LICENSE_BYTES)
+    {
         return Err(Rejection::OverLimit(format!(
             "license longer than {MAX_LICENSE_BYTES} bytes"
         )));

@@ -16,10 +16,14 @@ pub const MAX_LABEL_BYTES: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// No `:` separating namespace and name.
-    #[error("package name `{0}` has no namespace: write it as namespace:name, e.g. acme:http-router")]
+    #[error(
+        "package name `{0}` has no namespace: write it as namespace:name, e.g. acme:http-router"
+    )]
     MissingNamespace(String),
     /// A label breaks the kebab-case grammar.
-    #[error("`{label}` in `{input}` is not a lowercase kebab-case label (words of a-z and 0-9, each starting with a letter, joined by single dashes)")]
+    #[error(
+        "`{label}` in `{input}` is not a lowercase kebab-case label (words of a-z and 0-9, each starting with a letter, joined by single dashes)"
+    )]
     BadLabel {
         /// The whole input.
         input: String,
@@ -160,13 +164,27 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         for bad in [
-            "wasi", "wasi:", ":http", "Wasi:http", "wasi:HTTP", "wasi:http-", "wasi:-http",
-            "wasi:ht--tp", "wasi:1http", "wasi:http:x", "wasi:h_t", "wasi:h t", "",
+            "wasi",
+            "wasi:",
+            ":http",
+            "Wasi:http",
+            "wasi:HTTP",
+            "wasi:http-",
+            "wasi:-http",
+            "wasi:ht--tp",
+            "wasi:1http",
+            "wasi:http:x",
+            "wasi:h_t",
+            "wasi:h t",
+            "",
         ] {
             assert!(bad.parse::<PackageName>().is_err(), "{bad} parsed");
         }
         let long = format!("a:{}", "b".repeat(MAX_LABEL_BYTES + 1));
-        assert!(matches!(long.parse::<PackageName>(), Err(NameError::TooLong(_))));
+        assert!(matches!(
+            long.parse::<PackageName>(),
+            Err(NameError::TooLong(_))
+        ));
     }
 
     #[test]

@@ -59,7 +59,10 @@ impl Want {
     }
 
     /// The highest of `versions` that satisfies this want.
-    pub fn resolve<'a>(&self, versions: impl IntoIterator<Item = &'a Version>) -> Option<&'a Version> {
+    pub fn resolve<'a>(
+        &self,
+        versions: impl IntoIterator<Item = &'a Version>,
+    ) -> Option<&'a Version> {
         versions.into_iter().filter(|v| self.matches(v)).max()
     }
 }
@@ -119,8 +122,14 @@ mod tests {
 
     #[test]
     fn specs_parse() {
-        assert!(matches!("acme:x@^1".parse::<Spec>(), Ok(Spec::Package(_, Want::Req(_)))));
-        assert!(matches!("acme:x".parse::<Spec>(), Ok(Spec::Package(_, Want::Latest))));
+        assert!(matches!(
+            "acme:x@^1".parse::<Spec>(),
+            Ok(Spec::Package(_, Want::Req(_)))
+        ));
+        assert!(matches!(
+            "acme:x".parse::<Spec>(),
+            Ok(Spec::Package(_, Want::Latest))
+        ));
         let cid = ContentId::of(b"x");
         assert_eq!(cid.to_string().parse::<Spec>(), Ok(Spec::Content(cid)));
         assert_eq!(cid.to_sha256().parse::<Spec>(), Ok(Spec::Content(cid)));

@@ -45,14 +45,20 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let bar = show_bar.then(|| {
         let b = indicatif::ProgressBar::new(size);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b.set_message(format!("{package}@{version}"));
         b
     });
     // Ask the node to hold the blob; show its progress while it downloads.
-    let fetch = client.send(client.request(Method::POST, "/v1/fetch").json(&json!({ "spec": cid.to_string() })));
+    let fetch = client.send(
+        client
+            .request(Method::POST, "/v1/fetch")
+            .json(&json!({ "spec": cid.to_string() })),
+    );
     tokio::pin!(fetch);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
@@ -73,18 +79,29 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     });
     // Stream into a temp file beside the target, hashing as we go; rename only if the
     // bytes are the ones the signed release names.
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.ferry-partial", out.file_name().and_then(|f| f.to_str()).unwrap_or("fetch")));
-    let resp = client.send(client.request(Method::GET, &format!("/v1/blobs/{cid}"))).await?;
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.ferry-partial",
+        out.file_name().and_then(|f| f.to_str()).unwrap_or("fetch")
+    ));
+    let resp = client
+        .send(client.request(Method::GET, &format!("/v1/blobs/{cid}")))
+        .await?;
+    let mut file =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut hasher = sha2::Sha256::new();
     let mut written = 0u64;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.context("reading the blob from the node")?;
         hasher.update(&chunk);
-        file.write_all(&chunk).with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(&chunk)
+            .with_context(|| format!("writing {}", tmp.display()))?;
         written += chunk.len() as u64;
         if let Some(b) = &bar {
             b.set_position(written.min(size));
@@ -109,5 +126,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         "version": version,
         "sha256": cid.to_sha256(),
     });
-    emit(g.json, &v, |_| format!("fetched {package}@{version} -> {} ({cid}, verified)", out.display()))
+    emit(g.json, &v, |_| {
+        format!(
+            "fetched {package}@{version} -> {} ({cid}, verified)",
+            out.display()
+        )
+    })
 }

@@ -35,7 +35,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 human_size(r["size"].as_u64().unwrap_or(0)),
                 r["cid"].as_str().unwrap_or(""),
                 r["publisher"].as_str().unwrap_or(""),
-                r["license"].as_str().map(|l| format!("  {l}")).unwrap_or_default()
+                r["license"]
+                    .as_str()
+                    .map(|l| format!("  {l}"))
+                    .unwrap_or_default()
             ));
             if let Some(d) = r["description"].as_str() {
                 out.push_str(&format!("\n      {d}"));

@@ -38,5 +38,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         "publisher": publisher.to_string(),
         "data_dir": g.data_dir.display().to_string(),
     });
-    emit(g.json, &v, |_| format!("network: {network}\npublisher: {publisher}"))
+    emit(g.json, &v, |_| {
+        format!("network: {network}\npublisher: {publisher}")
+    })
 }

@@ -20,7 +20,9 @@ pub async fn run(g: &Global, c: KeyCommand) -> Result<()> {
     match c {
         KeyCommand::Show => {
             let key = DataDir::open(&g.data_dir)?.publisher_key()?.public();
-            emit(g.json, &json!({ "publisher": key.to_string() }), |_| key.to_string())
+            emit(g.json, &json!({ "publisher": key.to_string() }), |_| {
+                key.to_string()
+            })
         }
     }
 }

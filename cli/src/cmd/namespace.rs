@@ -42,7 +42,13 @@ pub async fn run(g: &Global, c: NamespaceCommand) -> Result<()> {
                 format!(
                     "defined namespace {} (owners: {})",
                     namespace,
-                    v["owners"].as_array().into_iter().flatten().filter_map(|o| o.as_str()).collect::<Vec<_>>().join(", ")
+                    v["owners"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|o| o.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             })
         }

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use ferry_node::NodeConfig;
 use ferry_node::Multiaddr;
+use ferry_node::NodeConfig;
 
 use crate::Global;
 use crate::client::Client;
@@ -33,12 +33,21 @@ pub enum NodeCommand {
 /// Runs `ferry node …`.
 pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
     match c {
-        NodeCommand::Start { listen, api, bootstrap } => start(g, listen, api, bootstrap).await,
+        NodeCommand::Start {
+            listen,
+            api,
+            bootstrap,
+        } => start(g, listen, api, bootstrap).await,
         NodeCommand::Status => status(g).await,
     }
 }
 
-async fn start(g: &Global, listen: Vec<Multiaddr>, api: SocketAddr, bootstrap: Vec<Multiaddr>) -> Result<()> {
+async fn start(
+    g: &Global,
+    listen: Vec<Multiaddr>,
+    api: SocketAddr,
+    bootstrap: Vec<Multiaddr>,
+) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
     let _ = tracing_subscriber::fmt()
@@ -56,13 +65,14 @@ async fn start(g: &Global, listen: Vec<Multiaddr>, api: SocketAddr, bootstrap: V
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
             tokio::select! {
                 _ = ctrl_c => {},
                 _ = term.recv() => {},

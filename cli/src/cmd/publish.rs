@@ -51,7 +51,14 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let v: serde_json::Value = client
         .send(client.request(Method::POST, &path).body(bytes))
         .await
-        .with_context(|| format!("publishing {} as {}@{}", a.file.display(), a.package, a.version))?
+        .with_context(|| {
+            format!(
+                "publishing {} as {}@{}",
+                a.file.display(),
+                a.package,
+                a.version
+            )
+        })?
         .json()
         .await?;
     emit(g.json, &v, |v| {

@@ -67,7 +67,11 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn start_fetch(&mut self, entry: ReleaseEntry, reply: oneshot::Sender<Result<(), FetchError>>) {
+    pub(super) fn start_fetch(
+        &mut self,
+        entry: ReleaseEntry,
+        reply: oneshot::Sender<Result<(), FetchError>>,
+    ) {
         let id = entry.content;
         if self.blobs.has(&id) {
             let _ = reply.send(Ok(()));
@@ -94,7 +98,8 @@ impl EventLoop {
             .iter()
             .map(|p| (*p, Provider::default()))
             .collect();
-        self.shared.set_progress(id, partial.done_bytes(), entry.size);
+        self.shared
+            .set_progress(id, partial.done_bytes(), entry.size);
         self.downloads.insert(
             id,
             Download {
@@ -157,7 +162,9 @@ impl EventLoop {
                 .min_by_key(|(_, p)| p.in_flight)
                 .map(|(peer, _)| *peer);
             let Some(peer) = best else { break };
-            let Some(index) = d.queue.pop_front() else { break };
+            let Some(index) = d.queue.pop_front() else {
+                break;
+            };
             if let Some(p) = d.providers.get_mut(&peer) {
                 p.in_flight += 1;
             }
@@ -179,7 +186,9 @@ impl EventLoop {
         let ids: Vec<ContentId> = self.downloads.keys().copied().collect();
         for id in ids {
             let connected: Vec<PeerId> = self.connected.iter().copied().collect();
-            let Some(d) = self.downloads.get_mut(&id) else { continue };
+            let Some(d) = self.downloads.get_mut(&id) else {
+                continue;
+            };
             d.waiters.retain(|w| !w.is_closed());
             if now.duration_since(d.last_progress) > STALL_TIMEOUT && !d.waiters.is_empty() {
                 for w in d.waiters.drain(..) {
@@ -204,9 +213,10 @@ impl EventLoop {
     pub(super) fn on_blob_event(&mut self, ev: Event<BlobRequest, BlobResponse>) {
         match ev {
             Event::Message {
-                message: Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
                 ..
             } => {
                 let resp = match self.blobs.read_chunk(&request.content, request.index) {
@@ -217,10 +227,11 @@ impl EventLoop {
             }
             Event::Message {
                 peer,
-                message: Message::Response {
-                    request_id,
-                    response,
-                },
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             } => {
                 if let Some((id, _, index)) = self.blob_requests.remove(&request_id) {
@@ -255,7 +266,8 @@ impl EventLoop {
             Some(BlobResponse::Chunk(bytes)) => match d.partial.write_chunk(index, &bytes) {
                 Ok(()) => {
                     d.last_progress = Instant::now();
-                    self.shared.set_progress(id, d.partial.done_bytes(), d.entry.size);
+                    self.shared
+                        .set_progress(id, d.partial.done_bytes(), d.entry.size);
                 }
                 Err(BlobError::BadChunk { .. }) | Err(BlobError::OutOfRange { .. }) => {
                     tracing::warn!(target: "ferry::fetch", %peer, %id, index, "peer sent a chunk that does not match its digest: dropping it");
@@ -287,7 +299,10 @@ impl EventLoop {
         if penalize {
             self.penalize(&peer);
         }
-        let complete = self.downloads.get(&id).is_some_and(|d| d.partial.is_complete());
+        let complete = self
+            .downloads
+            .get(&id)
+            .is_some_and(|d| d.partial.is_complete());
         if complete {
             self.finish_download(id);
         } else {

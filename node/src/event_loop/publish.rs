@@ -13,7 +13,13 @@ use crate::node::now_ms;
 use crate::swarm;
 
 impl EventLoop {
-    fn record(&self, log: String, seq: u64, prev: Option<ferry_protocol::RecordId>, body: Body) -> SignedRecord {
+    fn record(
+        &self,
+        log: String,
+        seq: u64,
+        prev: Option<ferry_protocol::RecordId>,
+        body: Body,
+    ) -> SignedRecord {
         SignedRecord::sign(
             &self.key,
             Record {
@@ -48,7 +54,12 @@ impl EventLoop {
         let state = match self.index.package_state(&d.package)? {
             Some(s) => s,
             None => {
-                let init = self.record(log_name.clone(), 0, None, Body::PackageInit { kind: d.kind });
+                let init = self.record(
+                    log_name.clone(),
+                    0,
+                    None,
+                    Body::PackageInit { kind: d.kind },
+                );
                 let s = log::apply_package(&op, None, &init, now)?;
                 to_store.push(init);
                 s
@@ -75,7 +86,10 @@ impl EventLoop {
         to_store.push(release);
         let mut entry = None;
         for rec in &to_store {
-            if let Applied::New { release: Some(r), .. } = self.index.ingest(rec, now)? {
+            if let Applied::New {
+                release: Some(r), ..
+            } = self.index.ingest(rec, now)?
+            {
                 entry = Some(*r);
             }
         }
@@ -89,7 +103,11 @@ impl EventLoop {
         Ok(entry)
     }
 
-    pub(super) fn define_namespace(&mut self, ns: Namespace, owners: Vec<PublicKey>) -> Result<(), WriteError> {
+    pub(super) fn define_namespace(
+        &mut self,
+        ns: Namespace,
+        owners: Vec<PublicKey>,
+    ) -> Result<(), WriteError> {
         let op = self.index.operator_state()?.ok_or(WriteError::NotSynced)?;
         let rec = self.record(
             OPERATOR_LOG.into(),

@@ -64,7 +64,11 @@ impl EventLoop {
     }
 
     fn send_sync(&mut self, peer: PeerId, req: SyncRequest) {
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, req.clone());
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, req.clone());
         self.sync.in_flight.insert(id, (peer, req));
     }
 
@@ -72,22 +76,30 @@ impl EventLoop {
         match ev {
             Event::Message {
                 peer,
-                message: Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
                 ..
             } => {
                 let resp = self.answer_sync(request);
-                if self.swarm.behaviour_mut().sync.send_response(channel, resp).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, resp)
+                    .is_err()
+                {
                     tracing::debug!(target: "ferry::sync", %peer, "peer left before our answer");
                 }
             }
             Event::Message {
                 peer,
-                message: Message::Response {
-                    request_id,
-                    response,
-                },
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             } => {
                 if let Some((_, req)) = self.sync.in_flight.remove(&request_id) {
@@ -128,7 +140,10 @@ impl EventLoop {
             SyncRequest::Heads { network, .. } | SyncRequest::Records { network, .. } => *network,
         };
         if net != self.network {
-            return SyncResponse::Refused(format!("this node follows network {}, not {net}", self.network));
+            return SyncResponse::Refused(format!(
+                "this node follows network {}, not {net}",
+                self.network
+            ));
         }
         let res = match req {
             SyncRequest::Heads { after, limit, .. } => self

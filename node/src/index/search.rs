@@ -45,7 +45,10 @@ pub(super) fn tokens_of(package: &PackageName, description: Option<&str>) -> BTr
         t.insert(format!("n:{w}"));
     }
     if let Some(d) = description {
-        for w in words(d).filter(|w| w.len() > 1).take(MAX_DESCRIPTION_TOKENS) {
+        for w in words(d)
+            .filter(|w| w.len() > 1)
+            .take(MAX_DESCRIPTION_TOKENS)
+        {
             t.insert(format!("d:{w}"));
         }
     }
@@ -120,7 +123,9 @@ impl Index {
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         let mut out = Vec::new();
         for (_, p) in ranked.into_iter().take(limit) {
-            let Ok(name) = p.parse::<PackageName>() else { continue };
+            let Ok(name) = p.parse::<PackageName>() else {
+                continue;
+            };
             if let Some(latest) = self.releases(&name)?.into_iter().max_by(|a, b| {
                 // Prefer the newest stable version; fall back to the newest prerelease.
                 (a.version.pre.is_empty(), &a.version).cmp(&(b.version.pre.is_empty(), &b.version))

@@ -23,4 +23,3 @@ pub struct Behaviour {
     /// Keeps idle connections measured and alive.
     pub ping: ping::Behaviour,
 }
-
