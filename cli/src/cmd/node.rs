@@ -25,6 +25,10 @@ pub enum NodeCommand {
         /// Peer to connect to at start (repeatable), ending in /p2p/<peer id>.
         #[arg(long = "bootstrap", value_name = "MULTIADDR")]
         bootstrap: Vec<Multiaddr>,
+        /// If the data directory is not initialized yet, create a new network first
+        /// (as `ferry init --new-network` would).
+        #[arg(long)]
+        init: bool,
     },
     /// Show the running node: network, peer id, addresses, peers, packages.
     Status,
@@ -37,9 +41,25 @@ pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
             listen,
             api,
             bootstrap,
-        } => start(g, listen, api, bootstrap).await,
+            init,
+        } => {
+            if init {
+                init_if_needed(g)?;
+            }
+            start(g, listen, api, bootstrap).await
+        }
         NodeCommand::Status => status(g).await,
     }
+}
+
+fn init_if_needed(g: &Global) -> Result<()> {
+    let dir = ferry_node::data_dir::DataDir::open(&g.data_dir)?;
+    if dir.membership().is_err() {
+        let net = ferry_node::init_new_network(&dir)?;
+        eprintln!("initialized {} for a new network", g.data_dir.display());
+        eprintln!("network: {net}");
+    }
+    Ok(())
 }
 
 async fn start(
