@@ -49,6 +49,9 @@ pub struct EventLoop {
     downloads: HashMap<ContentId, Download>,
     blob_requests: HashMap<request_response::OutboundRequestId, (ContentId, PeerId, u64)>,
     provider_queries: HashMap<kad::QueryId, ContentId>,
+    finishing: fetch::Finishing,
+    finished_tx: mpsc::Sender<(ContentId, Result<ContentId, String>)>,
+    finished_rx: mpsc::Receiver<(ContentId, Result<ContentId, String>)>,
     listen_addrs: Vec<Multiaddr>,
 }
 
@@ -73,6 +76,7 @@ impl EventLoop {
     /// blobs and resumes interrupted downloads.
     pub fn new(cfg: LoopConfig) -> Self {
         let network = cfg.shared.index.network();
+        let (finished_tx, finished_rx) = mpsc::channel(64);
         let mut this = Self {
             index: cfg.shared.index.clone(),
             blobs: cfg.shared.blobs.clone(),
@@ -88,6 +92,9 @@ impl EventLoop {
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
             provider_queries: HashMap::new(),
+            finishing: HashMap::new(),
+            finished_tx,
+            finished_rx,
             listen_addrs: Vec::new(),
         };
         let op = swarm::operator_topic(&network);
@@ -133,6 +140,17 @@ impl EventLoop {
         }
     }
 
+    /// Reconnects to bootstrap peers we lost (restarts, idle timeouts), so a node
+    /// never ends up alone while its bootstrap peers are reachable.
+    fn redial_bootstrap(&mut self) {
+        for addr in self.bootstrap.clone() {
+            let connected = swarm::peer_of(&addr).is_some_and(|p| self.connected.contains(&p));
+            if !connected && self.policy.allows(&addr) {
+                let _ = self.swarm.dial(addr);
+            }
+        }
+    }
+
     fn provide(&mut self, id: &ContentId) {
         let key = swarm::blob_key(&self.network, id);
         if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
@@ -153,8 +171,12 @@ impl EventLoop {
                     Some(c) => self.on_command(c),
                     None => break,
                 },
-                _ = sync_tick.tick() => self.sync_all(),
+                _ = sync_tick.tick() => {
+                    self.redial_bootstrap();
+                    self.sync_all();
+                }
                 _ = fetch_tick.tick() => self.fetch_tick(),
+                Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
             }
         }
         tracing::info!(target: "ferry::node", "event loop stopped");

@@ -40,6 +40,9 @@ struct Provider {
     failures: u32,
 }
 
+/// Waiters of downloads whose final check runs on a blocking thread.
+pub(super) type Finishing = HashMap<ContentId, (ReleaseEntry, Vec<oneshot::Sender<Result<(), FetchError>>>)>;
+
 pub(super) struct Download {
     entry: ReleaseEntry,
     partial: Partial,
@@ -79,6 +82,10 @@ impl EventLoop {
         }
         if let Some(d) = self.downloads.get_mut(&id) {
             d.waiters.push(reply);
+            return;
+        }
+        if let Some((_, waiters)) = self.finishing.get_mut(&id) {
+            waiters.push(reply);
             return;
         }
         let partial = match self.blobs.begin(id, entry.size, &entry.chunks) {
@@ -310,25 +317,40 @@ impl EventLoop {
         }
     }
 
+    /// Hands a complete download to a blocking thread for the final whole-blob check,
+    /// fsync and rename: hashing a large blob would stall the event loop for seconds.
     fn finish_download(&mut self, id: ContentId) {
         let Some(d) = self.downloads.remove(&id) else {
             return;
         };
-        let res = d.partial.finish(&self.blobs);
+        let blobs = self.blobs.clone();
+        let done = self.finished_tx.clone();
+        let Download { entry, partial, waiters, .. } = d;
+        self.finishing.insert(id, (entry, waiters));
+        tokio::task::spawn_blocking(move || {
+            let res = partial.finish(&blobs).map_err(|e| e.to_string());
+            let _ = done.blocking_send((id, res));
+        });
+    }
+
+    /// The blocking part of [`Self::finish_download`] is done.
+    pub(super) fn on_finished(&mut self, id: ContentId, res: Result<ContentId, String>) {
+        let Some((entry, waiters)) = self.finishing.remove(&id) else {
+            return;
+        };
         self.shared.clear_progress(&id);
         let _ = self.index.remove_pending(&id);
         match res {
             Ok(_) => {
-                tracing::info!(target: "ferry::fetch", %id, "stored {}@{}", d.entry.package, d.entry.version);
+                tracing::info!(target: "ferry::fetch", %id, "stored {}@{}", entry.package, entry.version);
                 self.provide(&id);
-                for w in d.waiters {
+                for w in waiters {
                     let _ = w.send(Ok(()));
                 }
             }
-            Err(e) => {
-                tracing::error!(target: "ferry::fetch", %id, "download failed verification: {e}");
-                let msg = e.to_string();
-                for w in d.waiters {
+            Err(msg) => {
+                tracing::error!(target: "ferry::fetch", %id, "download failed verification: {msg}");
+                for w in waiters {
                     let _ = w.send(Err(FetchError::Failed(id, msg.clone())));
                 }
             }

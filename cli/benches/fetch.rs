@@ -1,0 +1,143 @@
+//! Fetch throughput and publish propagation across real nodes on 127.0.0.1.
+//!
+//! Every figure is printed beside a baseline measured in the same run: node-to-node
+//! fetch throughput as a ratio to a raw loopback TCP copy of the same bytes (no
+//! encryption, no hashing, no disk), so the number says what Ferry's verification,
+//! chunking, noise/yamux and fsync cost on this machine rather than how fast the
+//! machine is. Propagation is the time from `publish` returning on node A until node C,
+//! which bootstraps only from B, lists the release.
+//!
+//! Run: `cargo bench -p ferry-cli --bench fetch` (set FERRY_CORPUS to include the
+//! corpus's largest component; FERRY_BENCH_MIB to change the large blob's size).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)]
+#[path = "../../tests/integration/support.rs"]
+mod support;
+
+use support::{Net, Node, small_component, wait_until, with_custom_section};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Best-of-3 time to copy `bytes` over a plain loopback TCP connection.
+fn raw_tcp_copy(bytes: &[u8]) -> Duration {
+    (0..3)
+        .map(|_| {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            let payload = bytes.to_vec();
+            let start = Instant::now();
+            let sender = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.write_all(&payload).expect("write");
+            });
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut buf = Vec::with_capacity(bytes.len());
+            conn.read_to_end(&mut buf).expect("read");
+            let t = start.elapsed();
+            sender.join().expect("sender");
+            assert_eq!(buf.len(), bytes.len());
+            t
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+/// Time for `node` to hold `cid` after asking it over the API (node-to-node transfer,
+/// chunk verification, fsync and the final whole-blob check).
+fn node_fetch(node: &Node, cid: &str) -> Duration {
+    let url = format!("{}/v1/fetch", node.api());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let start = Instant::now();
+        let resp = client
+            .post(&url)
+            .json(&serde_json::json!({ "spec": cid }))
+            .timeout(Duration::from_secs(600))
+            .send()
+            .await
+            .expect("fetch request");
+        assert!(resp.status().is_success(), "fetch failed: {}", resp.text().await.unwrap_or_default());
+        start.elapsed()
+    })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let net = Net::new();
+    let mut a = Node::init_new_network(net.path("a"));
+    a.start(&[]);
+    let mut b = Node::join(net.path("b"), &a.network);
+    b.start(&[a.tcp_addr()]);
+    let mut c = Node::join(net.path("c"), &a.network);
+    c.start(&[b.tcp_addr()]);
+    a.ferry_json(&["namespace", "define", "bench"]);
+
+    // Propagation A -> C (C knows only B).
+    let file = net.path("small.wasm");
+    let mut times = Vec::new();
+    for i in 0..7 {
+        std::fs::write(&file, small_component(&format!("p{i}"))).expect("write");
+        let pkg = format!("bench:prop{i}");
+        a.ferry_json(&["publish", file.to_str().unwrap_or_default(), "--package", &pkg, "--version", "1.0.0"]);
+        let start = Instant::now();
+        wait_until(Duration::from_secs(60), "propagation to C", || {
+            c.ferry(&["--json", "info", &pkg]).status.success()
+        });
+        times.push(start.elapsed());
+    }
+    println!(
+        "publish -> visible on 3rd node (C bootstraps from B only): median {:.0} ms, max {:.0} ms over {} releases (includes ~10 ms CLI polling granularity)",
+        median(times.clone()).as_secs_f64() * 1e3,
+        times.iter().max().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        times.len()
+    );
+
+    // Throughput: the corpus's largest component and a large generated one.
+    let mut payloads: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(dir) = std::env::var_os("FERRY_CORPUS") {
+        let p = std::path::Path::new(&dir).join("components/jco/async-read-resource-stream.wasm");
+        if let Ok(bytes) = std::fs::read(&p) {
+            payloads.push(("corpus async-read-resource-stream.wasm".into(), bytes));
+        }
+    }
+    let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
+    payloads.push((
+        format!("generated {mib} MiB component"),
+        with_custom_section(small_component("big"), mib << 20, 7),
+    ));
+    println!("\n{:<40} {:>10} {:>12} {:>12} {:>7}", "payload", "size", "ferry MiB/s", "raw TCP MiB/s", "ratio");
+    for (i, (label, bytes)) in payloads.iter().enumerate() {
+        let path = net.path(&format!("payload{i}.wasm"));
+        std::fs::write(&path, bytes).expect("write payload");
+        let v = a.ferry_json(&[
+            "publish",
+            path.to_str().unwrap_or_default(),
+            "--package",
+            &format!("bench:blob{i}"),
+            "--version",
+            "1.0.0",
+        ]);
+        let cid = v["cid"].as_str().expect("cid").to_string();
+        wait_until(Duration::from_secs(60), "release reaches B", || {
+            b.ferry(&["--json", "info", &format!("bench:blob{i}")]).status.success()
+        });
+        let raw = raw_tcp_copy(bytes);
+        let ferry = node_fetch(&b, &cid);
+        let size = bytes.len() as f64 / MIB;
+        let (f, r) = (size / ferry.as_secs_f64(), size / raw.as_secs_f64());
+        println!("{label:<40} {:>6.1} MiB {f:>12.1} {r:>12.1} {:>7.3}", size, f / r);
+    }
+    drop((a, b, c));
+}
