@@ -55,7 +55,10 @@ fn node_fetch(node: &Node, cid: &str) -> Duration {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let start = Instant::now();
         let resp = client
             .post(&url)
@@ -64,7 +67,11 @@ fn node_fetch(node: &Node, cid: &str) -> Duration {
             .send()
             .await
             .expect("fetch request");
-        assert!(resp.status().is_success(), "fetch failed: {}", resp.text().await.unwrap_or_default());
+        assert!(
+            resp.status().is_success(),
+            "fetch failed: {}",
+            resp.text().await.unwrap_or_default()
+        );
         start.elapsed()
     })
 }
@@ -90,7 +97,14 @@ fn main() {
     for i in 0..7 {
         std::fs::write(&file, small_component(&format!("p{i}"))).expect("write");
         let pkg = format!("bench:prop{i}");
-        a.ferry_json(&["publish", file.to_str().unwrap_or_default(), "--package", &pkg, "--version", "1.0.0"]);
+        a.ferry_json(&[
+            "publish",
+            file.to_str().unwrap_or_default(),
+            "--package",
+            &pkg,
+            "--version",
+            "1.0.0",
+        ]);
         let start = Instant::now();
         wait_until(Duration::from_secs(60), "propagation to C", || {
             c.ferry(&["--json", "info", &pkg]).status.success()
@@ -100,7 +114,13 @@ fn main() {
     println!(
         "publish -> visible on 3rd node (C bootstraps from B only): median {:.0} ms, max {:.0} ms over {} releases (includes ~10 ms CLI polling granularity)",
         median(times.clone()).as_secs_f64() * 1e3,
-        times.iter().max().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        times
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3,
         times.len()
     );
 
@@ -112,12 +132,18 @@ fn main() {
             payloads.push(("corpus async-read-resource-stream.wasm".into(), bytes));
         }
     }
-    let mib: usize = std::env::var("FERRY_BENCH_MIB").ok().and_then(|s| s.parse().ok()).unwrap_or(256);
+    let mib: usize = std::env::var("FERRY_BENCH_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(256);
     payloads.push((
         format!("generated {mib} MiB component"),
         with_custom_section(small_component("big"), mib << 20, 7),
     ));
-    println!("\n{:<40} {:>10} {:>12} {:>12} {:>7}", "payload", "size", "ferry MiB/s", "raw TCP MiB/s", "ratio");
+    println!(
+        "\n{:<40} {:>10} {:>12} {:>12} {:>7}",
+        "payload", "size", "ferry MiB/s", "raw TCP MiB/s", "ratio"
+    );
     for (i, (label, bytes)) in payloads.iter().enumerate() {
         let path = net.path(&format!("payload{i}.wasm"));
         std::fs::write(&path, bytes).expect("write payload");
@@ -131,13 +157,19 @@ fn main() {
         ]);
         let cid = v["cid"].as_str().expect("cid").to_string();
         wait_until(Duration::from_secs(60), "release reaches B", || {
-            b.ferry(&["--json", "info", &format!("bench:blob{i}")]).status.success()
+            b.ferry(&["--json", "info", &format!("bench:blob{i}")])
+                .status
+                .success()
         });
         let raw = raw_tcp_copy(bytes);
         let ferry = node_fetch(&b, &cid);
         let size = bytes.len() as f64 / MIB;
         let (f, r) = (size / ferry.as_secs_f64(), size / raw.as_secs_f64());
-        println!("{label:<40} {:>6.1} MiB {f:>12.1} {r:>12.1} {:>7.3}", size, f / r);
+        println!(
+            "{label:<40} {:>6.1} MiB {f:>12.1} {r:>12.1} {:>7.3}",
+            size,
+            f / r
+        );
     }
     drop((a, b, c));
 }

@@ -1,0 +1,13 @@
+//! Multi-node integration tests: real `ferry` daemons on 127.0.0.1, driven through the CLI.
+//!
+//! * `fresh`: two nodes and components built in-process; runs on a fresh clone.
+//! * `e2e`: the whole corpus over four nodes (needs `FERRY_CORPUS`).
+//! * `crash`: SIGKILL in the middle of a large download, and an offline provider.
+
+mod integration {
+    pub mod corpus;
+    pub mod crash;
+    pub mod e2e;
+    pub mod fresh;
+    pub mod support;
+}
