@@ -112,7 +112,7 @@ fn main() {
         times.push(start.elapsed());
     }
     println!(
-        "publish -> visible on 3rd node (C bootstraps from B only): median {:.0} ms, max {:.0} ms over {} releases (includes ~10 ms CLI polling granularity)",
+        "publish -> visible on 3rd node (C bootstraps from B only): median {:.0} ms, max {:.0} ms over {} releases (an upper bound: it includes one `ferry info` call, about 10 ms)",
         median(times.clone()).as_secs_f64() * 1e3,
         times
             .iter()

@@ -41,7 +41,8 @@ struct Provider {
 }
 
 /// Waiters of downloads whose final check runs on a blocking thread.
-pub(super) type Finishing = HashMap<ContentId, (ReleaseEntry, Vec<oneshot::Sender<Result<(), FetchError>>>)>;
+pub(super) type Finishing =
+    HashMap<ContentId, (ReleaseEntry, Vec<oneshot::Sender<Result<(), FetchError>>>)>;
 
 pub(super) struct Download {
     entry: ReleaseEntry,
@@ -325,7 +326,12 @@ impl EventLoop {
         };
         let blobs = self.blobs.clone();
         let done = self.finished_tx.clone();
-        let Download { entry, partial, waiters, .. } = d;
+        let Download {
+            entry,
+            partial,
+            waiters,
+            ..
+        } = d;
         self.finishing.insert(id, (entry, waiters));
         tokio::task::spawn_blocking(move || {
             let res = partial.finish(&blobs).map_err(|e| e.to_string());
