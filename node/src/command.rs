@@ -63,7 +63,6 @@ impl From<IngestError> for WriteError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Rejected(r) => WriteError::Rejected(r),
-            IngestError::Conflict { .. } => WriteError::Conflict(e.to_string()),
             IngestError::Index(i) => WriteError::Index(i),
         }
     }
@@ -75,6 +74,9 @@ pub enum FetchError {
     /// Nobody serves the blob.
     #[error("no peer provides {0} (is a node that holds it online and connected?)")]
     NoProvider(ContentId),
+    /// The operator deleted the content.
+    #[error("deleted by the network operator: {0}")]
+    Deleted(String),
     /// The download failed for good (storage error, or the bytes contradict the release).
     #[error("fetching {0}: {1}")]
     Failed(ContentId, String),

@@ -313,14 +313,6 @@ pub enum Rejection {
         /// The parser's complaint.
         why: String,
     },
-    /// The release names content, a version or a package the operator deleted.
-    #[error("{target} was deleted by the network operator: {reason}")]
-    Deleted {
-        /// What was deleted.
-        target: String,
-        /// Why.
-        reason: String,
-    },
     /// The log is forked: nothing but a resolution is accepted.
     #[error("`{log}` is forked at seq {seq} (conflicting signed records): an owner must resolve it first")]
     Forked {
@@ -370,6 +362,10 @@ impl Rejection {
                 | Rejection::Stale { .. }
                 | Rejection::NamespaceNotDefined(_)
                 | Rejection::UnknownRelease(_)
+                // A validly signed record that does not follow our head is evidence of
+                // a fork somewhere, not a fault of whoever relayed it.
+                | Rejection::WrongPrev { .. }
+                | Rejection::Forked { .. }
         )
     }
 }

@@ -8,7 +8,7 @@ use serde_bytes::ByteBuf;
 
 use super::EventLoop;
 use crate::command::{Draft, WriteError};
-use crate::index::{Applied, ReleaseEntry};
+use crate::index::{Applied, Effect, ReleaseEntry};
 use crate::node::now_ms;
 use crate::swarm;
 
@@ -87,7 +87,8 @@ impl EventLoop {
         let mut entry = None;
         for rec in &to_store {
             if let Applied::New {
-                release: Some(r), ..
+                effect: Effect::Release(r),
+                ..
             } = self.index.ingest(rec, now)?
             {
                 entry = Some(*r);

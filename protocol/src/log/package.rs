@@ -155,13 +155,10 @@ pub fn apply_package(
             seq: f.seq,
         });
     }
+    // Operator deletions are not checked here: they are enforced where content is
+    // served, indexed and fetched. Validation must not depend on whether a node learned
+    // a tombstone before or after the records it covers, or honest logs would diverge.
     check_common(rec, Some(&op.network), state.map(|s| &s.head), now_ms)?;
-    if let Some(t) = op.deletion(&r.log, None, None) {
-        return Err(Rejection::Deleted {
-            target: t.target.to_string(),
-            reason: t.reason.clone(),
-        });
-    }
     let head = Head {
         seq: r.seq,
         id: rec.id,
@@ -195,12 +192,6 @@ pub fn apply_package(
                     "{package} is a {:?} package; this release is a {:?}",
                     state.kind, rel.kind
                 )));
-            }
-            if let Some(t) = op.deletion(&r.log, Some(&rel.version), Some(&rel.content)) {
-                return Err(Rejection::Deleted {
-                    target: t.target.to_string(),
-                    reason: t.reason.clone(),
-                });
             }
             check_license(op, &package, &version, rel)?;
             next.versions.insert(

@@ -706,18 +706,19 @@ fn license_policy() {
 }
 
 #[test]
-fn deletions_refuse_new_releases_of_deleted_content() {
+fn deletions_are_recorded_and_looked_up() {
     let w = world();
-    let (_, s) = w.init("acme:x");
     let bad = release("1.0.0", b"malware");
     let op = w
         .apply_op(&w.state, Body::Delete { target: Target::Content { content: bad.content }, reason: "malware".into() })
         .unwrap();
-    let r = w.pkg_by(&w.owner, &s, Body::Release(bad));
-    assert!(matches!(apply_package(&op, Some(&s), &r, NOW), Err(Rejection::Deleted { .. })));
+    assert_eq!(op.deletion("acme:x", Some("1.0.0"), Some(&bad.content)).unwrap().reason, "malware");
+    assert!(op.deletion("acme:x", Some("1.0.0"), Some(&ContentId::of(b"fine"))).is_none());
     let op2 = w.apply_op(&op, Body::Delete { target: Target::Package { package: "acme:x".into() }, reason: "spam".into() }).unwrap();
-    let r = w.pkg_by(&w.owner, &s, Body::Release(release("2.0.0", b"fine")));
-    assert!(matches!(apply_package(&op2, Some(&s), &r, NOW), Err(Rejection::Deleted { .. })));
+    assert_eq!(op2.deletion("acme:x", None, None).unwrap().reason, "spam");
+    let op3 = w.apply_op(&op2, Body::Delete { target: Target::Version { package: "acme:y".into(), version: "2.0.0".into() }, reason: "typo".into() }).unwrap();
+    assert!(op3.deletion("acme:y", Some("2.0.0"), None).is_some());
+    assert!(op3.deletion("acme:y", Some("2.0.1"), None).is_none());
     assert!(matches!(w.apply_op(&op2, Body::Delete { target: Target::Package { package: "acme:x".into() }, reason: " ".into() }), Err(Rejection::OverLimit(_))));
     assert!(matches!(w.apply_op(&op2, Body::Delete { target: Target::Package { package: "Bad".into() }, reason: "x".into() }), Err(Rejection::MalformedName(_))));
 }
