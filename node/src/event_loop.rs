@@ -204,6 +204,9 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.define_namespace(namespace, owners));
             }
+            Command::Append { log, body, reply } => {
+                let _ = reply.send(self.append(log, *body));
+            }
             Command::Fetch { entry, reply } => self.start_fetch(*entry, reply),
             Command::Peers { reply } => {
                 let _ = reply.send(
@@ -211,6 +214,7 @@ impl EventLoop {
                         .iter()
                         .map(|p| PeerInfo {
                             peer_id: p.to_string(),
+                            score: self.swarm.behaviour().gossipsub.peer_score(p),
                         })
                         .collect(),
                 );
@@ -308,7 +312,7 @@ impl EventLoop {
     }
 
     /// Acts on what a new record means beyond the index.
-    fn on_effect(&mut self, effect: Effect) {
+    pub(super) fn on_effect(&mut self, effect: Effect) {
         match effect {
             Effect::None => {}
             Effect::Namespace(_) => self.subscribe_namespaces(),
