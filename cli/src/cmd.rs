@@ -8,3 +8,4 @@ pub mod namespace;
 pub mod node;
 pub mod publish;
 pub mod search;
+pub mod trust;

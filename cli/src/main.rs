@@ -45,8 +45,31 @@ enum Command {
     Fetch(cmd::fetch::Args),
     /// Search packages by name and description.
     Search(cmd::search::Args),
-    /// Show a package's versions.
+    /// Show a package's versions, signers, yanks, attestations and fork state.
     Info(cmd::info::Args),
+    /// Give a key permissions on a package (namespace owners only).
+    Grant(cmd::trust::GrantArgs),
+    /// Take a key's permissions on a package away (namespace owners only).
+    Revoke(cmd::trust::RevokeArgs),
+    /// Mark a version as not to be picked by version requirements.
+    Yank(cmd::trust::YankArgs),
+    /// Reverse a yank.
+    Unyank(cmd::trust::UnyankArgs),
+    /// Delete violating content from the network (operator keys only).
+    Delete(cmd::trust::DeleteArgs),
+    /// Attach a signed statement to a release (any key).
+    Attest(cmd::trust::AttestArgs),
+    /// Tell whether a file matches a signed release.
+    Verify(cmd::trust::VerifyArgs),
+    /// Network-wide settings (operator keys only).
+    #[command(subcommand)]
+    Network(cmd::trust::NetworkCommand),
+    /// Manage operator keys (operator keys only).
+    #[command(subcommand)]
+    Operator(cmd::trust::OperatorCommand),
+    /// Resolve an equivocation in a package log.
+    #[command(subcommand)]
+    Fork(cmd::trust::ForkCommand),
 }
 
 /// Options every command gets.
@@ -89,6 +112,16 @@ fn main() -> ExitCode {
             Command::Fetch(a) => cmd::fetch::run(&global, a).await,
             Command::Search(a) => cmd::search::run(&global, a).await,
             Command::Info(a) => cmd::info::run(&global, a).await,
+            Command::Grant(a) => cmd::trust::grant(&global, a).await,
+            Command::Revoke(a) => cmd::trust::revoke(&global, a).await,
+            Command::Yank(a) => cmd::trust::yank(&global, a).await,
+            Command::Unyank(a) => cmd::trust::unyank(&global, a).await,
+            Command::Delete(a) => cmd::trust::delete(&global, a).await,
+            Command::Attest(a) => cmd::trust::attest(&global, a).await,
+            Command::Verify(a) => cmd::trust::verify(&global, a).await,
+            Command::Network(c) => cmd::trust::network(&global, c).await,
+            Command::Operator(c) => cmd::trust::operator(&global, c).await,
+            Command::Fork(c) => cmd::trust::fork(&global, c).await,
         }
     });
     match res {

@@ -6,21 +6,25 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ferry_protocol::component::{self, MAX_PACKAGE_BYTES};
-use ferry_protocol::{ContentId, Namespace, PackageName, PublicKey, Spec, chunk};
-use serde::{Deserialize, Serialize};
+use ferry_protocol::component::MAX_PACKAGE_BYTES;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::command::{Draft, FetchError, NodeHandle, WriteError};
-use crate::index::{IndexError, ReleaseEntry};
+use crate::command::{FetchError, NodeHandle, WriteError};
+use crate::index::IndexError;
 use crate::node::Shared;
+
+mod fetch;
+mod read;
+mod view;
+mod write;
+
+pub use view::{ReleaseView, VersionViewWithName};
 
 #[derive(Clone)]
 struct AppState {
@@ -50,6 +54,8 @@ impl From<WriteError> for ApiError {
             WriteError::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             WriteError::Conflict(_) => StatusCode::CONFLICT,
             WriteError::NotSynced | WriteError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
+            WriteError::Unsupported(_) => StatusCode::BAD_REQUEST,
+            WriteError::UnknownPackage(_) => StatusCode::NOT_FOUND,
             WriteError::Index(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -60,6 +66,7 @@ impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         let status = match e {
             FetchError::NoProvider(_) => StatusCode::BAD_GATEWAY,
+            FetchError::Deleted(_) => StatusCode::GONE,
             FetchError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -73,6 +80,17 @@ fn bad(msg: impl ToString) -> ApiError {
 
 fn not_found(msg: impl ToString) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, msg.to_string())
+}
+
+fn gone(msg: impl ToString) -> ApiError {
+    ApiError(StatusCode::GONE, msg.to_string())
+}
+
+/// Runs blocking index work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -121,348 +139,20 @@ pub async fn serve(
 fn router(shared: Arc<Shared>, node: NodeHandle) -> Router {
     let body_limit = usize::try_from(MAX_PACKAGE_BYTES).unwrap_or(usize::MAX);
     Router::new()
-        .route("/v1/status", get(status))
-        .route("/v1/key", get(key))
-        .route("/v1/packages/{name}", get(info))
-        .route("/v1/search", get(search))
-        .route("/v1/resolve", get(resolve))
-        .route("/v1/fetch", post(fetch))
-        .route("/v1/progress/{cid}", get(progress))
-        .route("/v1/blobs/{cid}", get(blob))
-        .route("/v1/publish", post(publish))
-        .route("/v1/namespaces", post(define_namespace))
+        .route("/v1/status", get(read::status))
+        .route("/v1/key", get(read::key))
+        .route("/v1/packages/{name}", get(read::info))
+        .route("/v1/search", get(read::search))
+        .route("/v1/resolve", get(read::resolve))
+        .route("/v1/records/{id}", get(read::record))
+        .route("/v1/heads", get(read::heads))
+        .route("/v1/verify", post(read::verify))
+        .route("/v1/fetch", post(fetch::fetch))
+        .route("/v1/progress/{cid}", get(fetch::progress))
+        .route("/v1/blobs/{cid}", get(fetch::blob))
+        .route("/v1/publish", post(write::publish))
+        .route("/v1/namespaces", post(write::define_namespace))
+        .route("/v1/records", post(write::append))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { shared, node })
-}
-
-async fn status(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let peers = s.node.peers().await;
-    let idx = s.shared.index.clone();
-    let (packages, operator) = tokio::task::spawn_blocking(move || {
-        Ok::<_, IndexError>((idx.packages()?.len(), idx.operator_state()?))
-    })
-    .await
-    .map_err(|e| bad(e.to_string()))??;
-    Ok(Json(json!({
-        "network": s.shared.index.network().to_string(),
-        "peer_id": s.shared.peer_id,
-        "publisher": s.shared.publisher.to_string(),
-        "peers": peers.len(),
-        "packages": packages,
-        "namespaces": operator.map(|o| o.namespaces.keys().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
-        "releases_applied": s.shared.releases_applied(),
-    })))
-}
-
-async fn key(State(s): State<AppState>) -> Json<serde_json::Value> {
-    Json(json!({ "publisher": s.shared.publisher.to_string() }))
-}
-
-/// One version in `info` output.
-#[derive(Debug, Serialize)]
-pub struct VersionView {
-    /// Version.
-    pub version: String,
-    /// Blob CID.
-    pub cid: String,
-    /// Blob digest, OCI style.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Signing key.
-    pub publisher: String,
-    /// Description.
-    pub description: Option<String>,
-    /// License.
-    pub license: Option<String>,
-    /// Component or WIT package.
-    pub kind: component::PackageKind,
-    /// Release record id.
-    pub record: String,
-    /// Publication time claimed by the publisher.
-    pub time_ms: u64,
-}
-
-impl From<&ReleaseEntry> for VersionView {
-    fn from(e: &ReleaseEntry) -> Self {
-        Self {
-            version: e.version.to_string(),
-            cid: e.content.to_string(),
-            sha256: e.content.to_sha256(),
-            size: e.size,
-            publisher: e.publisher.to_string(),
-            description: e.description.clone(),
-            license: e.license.clone(),
-            kind: e.kind,
-            record: e.record.to_string(),
-            time_ms: e.time_ms,
-        }
-    }
-}
-
-async fn info(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let pkg: PackageName = name.parse().map_err(bad)?;
-    let idx = s.shared.index.clone();
-    let p = pkg.clone();
-    let (state, releases) = tokio::task::spawn_blocking(move || {
-        Ok::<_, IndexError>((idx.package_state(&p)?, idx.releases(&p)?))
-    })
-    .await
-    .map_err(|e| bad(e.to_string()))??;
-    let state =
-        state.ok_or_else(|| not_found(format!("package {pkg} is not known to this node")))?;
-    Ok(Json(json!({
-        "package": pkg.to_string(),
-        "kind": state.kind,
-        "head": { "seq": state.head.seq, "id": state.head.id.to_string() },
-        "versions": releases.iter().map(VersionView::from).collect::<Vec<_>>(),
-    })))
-}
-
-#[derive(Deserialize)]
-struct SearchQuery {
-    q: String,
-    limit: Option<usize>,
-}
-
-async fn search(
-    State(s): State<AppState>,
-    Query(q): Query<SearchQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let idx = s.shared.index.clone();
-    let limit = q.limit.unwrap_or(50).min(1000);
-    let hits = tokio::task::spawn_blocking(move || idx.search(&q.q, limit))
-        .await
-        .map_err(|e| bad(e.to_string()))??;
-    Ok(Json(serde_json::to_value(hits).unwrap_or_default()))
-}
-
-#[derive(Deserialize)]
-struct SpecQuery {
-    spec: String,
-}
-
-fn resolve_spec(shared: &Shared, spec: &str) -> Result<ReleaseEntry, ApiError> {
-    let spec: Spec = spec.parse().map_err(bad)?;
-    match spec {
-        Spec::Package(name, want) => {
-            let releases = shared.index.releases(&name)?;
-            if releases.is_empty() {
-                return Err(not_found(format!(
-                    "package {name} is not known to this node"
-                )));
-            }
-            let versions: Vec<_> = releases.iter().map(|r| &r.version).collect();
-            let v = want
-                .resolve(versions.iter().copied())
-                .cloned()
-                .ok_or_else(|| {
-                    not_found(format!(
-                        "no version of {name} matches {want} (known: {})",
-                        versions
-                            .iter()
-                            .map(|v| v.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-            releases
-                .into_iter()
-                .find(|r| r.version == v)
-                .ok_or_else(|| not_found(format!("{name}@{v} vanished")))
-        }
-        Spec::Content(cid) => shared
-            .index
-            .releases_by_content(&cid)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_found(format!("no release in this network has content {cid}"))),
-    }
-}
-
-async fn resolve(
-    State(s): State<AppState>,
-    Query(q): Query<SpecQuery>,
-) -> Result<Json<VersionViewWithName>, ApiError> {
-    let shared = s.shared.clone();
-    let e = tokio::task::spawn_blocking(move || resolve_spec(&shared, &q.spec))
-        .await
-        .map_err(|e| bad(e.to_string()))??;
-    Ok(Json(VersionViewWithName::from(&e)))
-}
-
-/// A release with its package name, as `resolve` and `fetch` return it.
-#[derive(Debug, Serialize)]
-pub struct VersionViewWithName {
-    /// Package.
-    pub package: String,
-    /// The release.
-    #[serde(flatten)]
-    pub release: VersionView,
-}
-
-impl From<&ReleaseEntry> for VersionViewWithName {
-    fn from(e: &ReleaseEntry) -> Self {
-        Self {
-            package: e.package.to_string(),
-            release: VersionView::from(e),
-        }
-    }
-}
-
-async fn fetch(
-    State(s): State<AppState>,
-    Json(q): Json<SpecQuery>,
-) -> Result<Json<VersionViewWithName>, ApiError> {
-    let shared = s.shared.clone();
-    let entry = tokio::task::spawn_blocking(move || resolve_spec(&shared, &q.spec))
-        .await
-        .map_err(|e| bad(e.to_string()))??;
-    s.node.fetch(entry.clone()).await?;
-    Ok(Json(VersionViewWithName::from(&entry)))
-}
-
-async fn progress(
-    State(s): State<AppState>,
-    Path(cid): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let id: ContentId = cid.parse().map_err(bad)?;
-    if s.shared.blobs.has(&id) {
-        let size = s.shared.blobs.size(&id).unwrap_or(0);
-        return Ok(Json(
-            json!({ "done": size, "total": size, "complete": true }),
-        ));
-    }
-    let (done, total) = s
-        .shared
-        .progress(&id)
-        .ok_or_else(|| not_found(format!("no download of {id} is running")))?;
-    Ok(Json(
-        json!({ "done": done, "total": total, "complete": false }),
-    ))
-}
-
-async fn blob(State(s): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
-    let id: ContentId = cid.parse().map_err(bad)?;
-    let path = s.shared.blobs.path(&id).ok_or_else(|| {
-        not_found(format!(
-            "blob {id} is not stored on this node: fetch it first"
-        ))
-    })?;
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| not_found(format!("{}: {e}", path.display())))?;
-    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/wasm".to_string()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
-        body,
-    )
-        .into_response())
-}
-
-#[derive(Deserialize)]
-struct PublishQuery {
-    package: String,
-    version: String,
-    description: Option<String>,
-    license: Option<String>,
-}
-
-async fn publish(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<PublishQuery>,
-    bytes: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&s, &headers)?;
-    let package: PackageName = q.package.parse().map_err(bad)?;
-    let version = semver::Version::parse(&q.version).map_err(|_| {
-        bad(format!(
-            "`{}` is not a semver version (expected e.g. 1.2.3)",
-            q.version
-        ))
-    })?;
-    let blobs = s.shared.blobs.clone();
-    // Check, hash and store off the async threads: validation of a large component
-    // takes milliseconds to seconds.
-    let (checked, content, chunks, existed) = tokio::task::spawn_blocking(move || {
-        let checked = component::check(&bytes)
-            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-        let content = ContentId::of(&bytes);
-        let existed = blobs.has(&content);
-        let chunks = chunk::digests(&bytes, chunk::CHUNK_SIZE);
-        blobs
-            .put(&bytes)
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        Ok::<_, ApiError>((checked, content, chunks, existed))
-    })
-    .await
-    .map_err(|e| bad(e.to_string()))??;
-    let size = s.shared.blobs.size(&content).unwrap_or(0);
-    let draft = Draft {
-        package: package.clone(),
-        version: version.clone(),
-        kind: checked.kind,
-        content,
-        size,
-        chunks,
-        description: q.description.filter(|d| !d.is_empty()),
-        license: q.license.filter(|l| !l.is_empty()),
-    };
-    match s.node.publish(draft).await {
-        Ok(entry) => Ok(Json(json!({
-            "cid": entry.content.to_string(),
-            "sha256": entry.content.to_sha256(),
-            "package": entry.package.to_string(),
-            "version": entry.version.to_string(),
-            "size": entry.size,
-            "kind": entry.kind,
-            "record": entry.record.to_string(),
-            "wit_package": checked.wit_package,
-        }))),
-        Err(e) => {
-            // Leave no trace of a refused publish: drop the blob unless it was already
-            // stored for another release.
-            if !existed {
-                let _ = s.shared.blobs.remove(&content);
-            }
-            Err(ApiError::from(e))
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct NamespaceBody {
-    namespace: String,
-    owners: Vec<String>,
-}
-
-async fn define_namespace(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Json(b): Json<NamespaceBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    check_token(&s, &headers)?;
-    let ns: Namespace = b.namespace.parse().map_err(bad)?;
-    let owners = if b.owners.is_empty() {
-        vec![s.shared.publisher]
-    } else {
-        b.owners
-            .iter()
-            .map(|o| o.parse::<PublicKey>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(bad)?
-    };
-    s.node.define_namespace(ns.clone(), owners.clone()).await?;
-    Ok(Json(json!({
-        "namespace": ns.to_string(),
-        "owners": owners.iter().map(|o| o.to_string()).collect::<Vec<_>>(),
-    })))
 }

@@ -46,6 +46,12 @@ pub enum WriteError {
     /// Another record holds the position (a concurrent write).
     #[error("conflicting write, try again: {0}")]
     Conflict(String),
+    /// The statement cannot be appended this way (e.g. a release without its blob).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The package does not exist.
+    #[error("package {0} is not known to this node")]
+    UnknownPackage(String),
     /// The node has not learned its network's operator log yet.
     #[error(
         "this node has not synced its network's operator log yet: check --bootstrap and try again"
@@ -63,7 +69,6 @@ impl From<IngestError> for WriteError {
     fn from(e: IngestError) -> Self {
         match e {
             IngestError::Rejected(r) => WriteError::Rejected(r),
-            IngestError::Conflict { .. } => WriteError::Conflict(e.to_string()),
             IngestError::Index(i) => WriteError::Index(i),
         }
     }
@@ -75,6 +80,9 @@ pub enum FetchError {
     /// Nobody serves the blob.
     #[error("no peer provides {0} (is a node that holds it online and connected?)")]
     NoProvider(ContentId),
+    /// The operator deleted the content.
+    #[error("deleted by the network operator: {0}")]
+    Deleted(String),
     /// The download failed for good (storage error, or the bytes contradict the release).
     #[error("fetching {0}: {1}")]
     Failed(ContentId, String),
@@ -94,6 +102,8 @@ pub enum FetchError {
 pub struct PeerInfo {
     /// Peer id.
     pub peer_id: String,
+    /// Its gossipsub score: negative after it sent records that failed validation.
+    pub score: Option<f64>,
 }
 
 /// Requests to the event loop.
@@ -114,6 +124,16 @@ pub enum Command {
         owners: Vec<PublicKey>,
         /// Reply.
         reply: oneshot::Sender<Result<(), WriteError>>,
+    },
+    /// Sign `body` with the publisher key and append it to `log` (or, for an
+    /// attestation, to this key's attester log).
+    Append {
+        /// The log: `operator`, a package name, or ignored for attestations.
+        log: String,
+        /// The statement.
+        body: Box<ferry_protocol::record::Body>,
+        /// Reply with the new record's id.
+        reply: oneshot::Sender<Result<ferry_protocol::RecordId, WriteError>>,
     },
     /// Make sure the blob of `entry` is stored locally.
     Fetch {
@@ -166,6 +186,20 @@ impl NodeHandle {
             .send(Command::DefineNamespace {
                 namespace,
                 owners,
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Signs and appends a statement.
+    pub async fn append(&self, log: String, body: ferry_protocol::record::Body) -> Result<ferry_protocol::RecordId, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Append {
+                log,
+                body: Box::new(body),
                 reply,
             })
             .await

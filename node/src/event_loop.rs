@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_protocol::record::OPERATOR_LOG;
 use ferry_protocol::{ContentId, Keypair, NetworkId};
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
@@ -17,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::blob_store::BlobStore;
 use crate::command::{Command, PeerInfo};
-use crate::index::Index;
+use crate::index::{Applied, Effect, Index, IngestError};
 use crate::node::{Shared, now_ms};
 use crate::swarm::{self, Behaviour, BehaviourEvent, DialPolicy};
 
@@ -50,6 +51,8 @@ pub struct EventLoop {
     blob_requests: HashMap<request_response::OutboundRequestId, (ContentId, PeerId, u64)>,
     provider_queries: HashMap<kad::QueryId, ContentId>,
     finishing: fetch::Finishing,
+    /// Contents deleted by the operator, never served.
+    deleted: HashSet<ContentId>,
     finished_tx: mpsc::Sender<(ContentId, Result<ContentId, String>)>,
     finished_rx: mpsc::Receiver<(ContentId, Result<ContentId, String>)>,
     listen_addrs: Vec<Multiaddr>,
@@ -93,6 +96,7 @@ impl EventLoop {
             blob_requests: HashMap::new(),
             provider_queries: HashMap::new(),
             finishing: HashMap::new(),
+            deleted: HashSet::new(),
             finished_tx,
             finished_rx,
             listen_addrs: Vec::new(),
@@ -106,7 +110,13 @@ impl EventLoop {
             this.dial(addr);
         }
         for id in this.blobs.list() {
-            this.provide(&id);
+            // A tombstone may have been applied while the blob was being written.
+            if this.deletion_reason(&id).is_some() {
+                this.deleted.insert(id);
+                this.forget_blob(&id);
+            } else {
+                this.provide(&id);
+            }
         }
         this.resume_downloads();
         this
@@ -194,6 +204,9 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.define_namespace(namespace, owners));
             }
+            Command::Append { log, body, reply } => {
+                let _ = reply.send(self.append(log, *body));
+            }
             Command::Fetch { entry, reply } => self.start_fetch(*entry, reply),
             Command::Peers { reply } => {
                 let _ = reply.send(
@@ -201,6 +214,7 @@ impl EventLoop {
                         .iter()
                         .map(|p| PeerInfo {
                             peer_id: p.to_string(),
+                            score: self.swarm.behaviour().gossipsub.peer_score(p),
                         })
                         .collect(),
                 );
@@ -297,6 +311,34 @@ impl EventLoop {
             .report_message_validation_result(&id, &source, acceptance);
     }
 
+    /// Acts on what a new record means beyond the index.
+    pub(super) fn on_effect(&mut self, effect: Effect) {
+        match effect {
+            Effect::None => {}
+            Effect::Namespace(_) => self.subscribe_namespaces(),
+            Effect::Release(r) => self.shared.note_release(&r),
+            Effect::Deleted { tombstone, contents } => {
+                tracing::warn!(target: "ferry::log", target_deleted = %tombstone.target, reason = %tombstone.reason, "operator deletion");
+                self.deleted.extend(contents.iter().copied());
+                for id in contents {
+                    self.forget_blob(&id);
+                }
+            }
+        }
+    }
+
+    /// Stops serving, providing and downloading a blob, and removes it from disk.
+    fn forget_blob(&mut self, id: &ContentId) {
+        let key = swarm::blob_key(&self.network, id);
+        self.swarm.behaviour_mut().kad.stop_providing(&key);
+        self.cancel_download(id);
+        match self.blobs.remove(id) {
+            Ok(true) => tracing::info!(target: "ferry::blobs", %id, "removed deleted blob"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(target: "ferry::blobs", %id, "removing deleted blob: {e}"),
+        }
+    }
+
     fn penalize(&mut self, peer: &PeerId) {
         let score = self.sync.penalties.entry(*peer).or_default();
         *score -= 10.0;
@@ -318,34 +360,26 @@ impl EventLoop {
             }
         };
         match self.index.ingest(&rec, now_ms()) {
-            Ok(crate::index::Applied::Duplicate) => Ok(false),
-            Ok(crate::index::Applied::New {
-                log,
-                seq,
-                namespace,
-                release,
-            }) => {
+            Ok(Applied::Duplicate) => Ok(false),
+            Ok(Applied::New { log, seq, effect }) => {
                 tracing::info!(target: "ferry::log", %log, seq, id = %rec.id, "applied {}", rec.record.body.kind());
-                if namespace.is_some() {
-                    self.subscribe_namespaces();
-                }
-                if let Some(r) = release {
-                    self.shared.note_release(&r);
-                }
-                if log == ferry_protocol::record::OPERATOR_LOG {
+                self.on_effect(effect);
+                if log == OPERATOR_LOG {
                     self.sync.operator_advanced = true;
                 }
                 Ok(true)
             }
-            Err(crate::index::IngestError::Rejected(r)) => {
+            Ok(Applied::Forked { log, seq }) => {
+                // Valid but conflicting: kept as evidence, and forwarded so that every
+                // node learns of the equivocation.
+                tracing::warn!(target: "ferry::log", %log, seq, id = %rec.id, "conflicting record: log is forked");
+                Ok(true)
+            }
+            Err(IngestError::Rejected(r)) => {
                 tracing::info!(target: "ferry::log", log = %rec.record.log, seq = rec.record.seq, "refused record: {r}");
                 Err(r.is_benign())
             }
-            Err(crate::index::IngestError::Conflict { .. }) => {
-                tracing::warn!(target: "ferry::log", log = %rec.record.log, seq = rec.record.seq, "conflicting record (equivocation) seen");
-                Err(true)
-            }
-            Err(crate::index::IngestError::Index(e)) => {
+            Err(IngestError::Index(e)) => {
                 tracing::error!(target: "ferry::index", "{e}");
                 Err(true)
             }

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use ferry_protocol::component::PackageKind;
 use ferry_protocol::content_id::RecordId;
-use ferry_protocol::log::{self, Head, OperatorState, PackageState, Rejection};
-use ferry_protocol::record::{Body, NetworkId, OPERATOR_LOG};
+use ferry_protocol::log::{AttesterState, Head, OperatorState, PackageState, Rejection, Tombstone};
+use ferry_protocol::record::{ATTEST_LOG_PREFIX, Attestation, Body, NetworkId, OPERATOR_LOG};
 use ferry_protocol::wire::LogHead;
 use ferry_protocol::{ContentId, Namespace, PackageName, PublicKey, SignedRecord};
 use redb::{
@@ -19,6 +19,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+mod ingest;
 mod search;
 pub use search::SearchHit;
 
@@ -34,6 +35,10 @@ const BY_CONTENT: MultimapTableDefinition<&[u8], (&str, &str)> =
     MultimapTableDefinition::new("by_content_v1");
 const TOKENS: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new("tokens_v1");
 const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_fetch_v1");
+/// Conflicting records (equivocations) and records dropped with a forked branch.
+const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence_v1");
+/// Release record id → attestation record ids.
+const ATTESTATIONS: MultimapTableDefinition<&[u8], &[u8]> = MultimapTableDefinition::new("attestations_v1");
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -78,18 +83,6 @@ pub enum IngestError {
     /// The protocol refused it.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// A different record already holds that position: an equivocation by its signer.
-    #[error("conflict in `{log}` at seq {seq}: {existing} is stored, {offered} was offered")]
-    Conflict {
-        /// Log.
-        log: String,
-        /// Seq.
-        seq: u64,
-        /// The stored record.
-        existing: RecordId,
-        /// The offered one.
-        offered: RecordId,
-    },
     /// Storage failed.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -135,7 +128,7 @@ mod serde_bytes_vec {
 /// What applying a record changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    /// Already stored: nothing changed.
+    /// Already stored (or already known as evidence): nothing changed.
     Duplicate,
     /// Appended.
     New {
@@ -143,10 +136,34 @@ pub enum Applied {
         log: String,
         /// Its seq.
         seq: u64,
-        /// A namespace this record defined.
-        namespace: Option<Namespace>,
-        /// A release this record made.
-        release: Option<Box<ReleaseEntry>>,
+        /// What the node should do about it.
+        effect: Effect,
+    },
+    /// The record conflicts with one at the same position: the log is now forked and
+    /// both are kept as evidence.
+    Forked {
+        /// The log.
+        log: String,
+        /// The contested position.
+        seq: u64,
+    },
+}
+
+/// Side effects of a new record that concern the node beyond the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing beyond the index.
+    None,
+    /// A namespace was defined: subscribe to its topic.
+    Namespace(Namespace),
+    /// A release was made.
+    Release(Box<ReleaseEntry>),
+    /// Content was deleted by the operator: these blobs must go.
+    Deleted {
+        /// The tombstone.
+        tombstone: Tombstone,
+        /// Blobs it removes.
+        contents: Vec<ContentId>,
     },
 }
 
@@ -190,6 +207,9 @@ impl Index {
             tx.open_multimap_table(BY_CONTENT)?;
             tx.open_multimap_table(TOKENS)?;
             tx.open_table(PENDING)?;
+            tx.open_table(ingest::SNAPSHOTS)?;
+            tx.open_table(EVIDENCE)?;
+            tx.open_multimap_table(ATTESTATIONS)?;
         }
         tx.commit()?;
         Ok(Self { db, network })
@@ -214,130 +234,6 @@ impl Index {
         t.get(package.to_string().as_str())?
             .map(|v| uncbor(v.value()))
             .transpose()
-    }
-
-    /// Validates `rec` against the stored state of its log and, if valid, stores it with
-    /// all its index entries in one transaction.
-    pub fn ingest(&self, rec: &SignedRecord, now_ms: u64) -> Result<Applied, IngestError> {
-        let tx = self.db.begin_write().map_err(IndexError::from)?;
-        let applied = {
-            let mut records = tx.open_table(RECORDS).map_err(IndexError::from)?;
-            if records
-                .get(rec.id.digest().as_slice())
-                .map_err(IndexError::from)?
-                .is_some()
-            {
-                return Ok(Applied::Duplicate);
-            }
-            let mut states = tx.open_table(LOG_STATE).map_err(IndexError::from)?;
-            let mut log_seq = tx.open_table(LOG_SEQ).map_err(IndexError::from)?;
-            let r = &rec.record;
-            let op: Option<OperatorState> = states
-                .get(OPERATOR_LOG)
-                .map_err(IndexError::from)?
-                .map(|v| uncbor(v.value()))
-                .transpose()?;
-            let result = if r.log == OPERATOR_LOG {
-                log::apply_operator(&self.network, op.as_ref(), rec, now_ms)
-                    .map(|s| (cbor(&s), s.head))
-            } else {
-                let op = op.ok_or_else(|| {
-                    // Without the operator log nothing can be checked: we are behind.
-                    Rejection::Gap {
-                        log: OPERATOR_LOG.into(),
-                        expected: 0,
-                        got: 0,
-                    }
-                })?;
-                let pkg: Option<PackageState> = states
-                    .get(r.log.as_str())
-                    .map_err(IndexError::from)?
-                    .map(|v| uncbor(v.value()))
-                    .transpose()?;
-                log::apply_package(&op, pkg.as_ref(), rec, now_ms).map(|s| (cbor(&s), s.head))
-            };
-            let (state_bytes, head): (Vec<u8>, Head) = match result {
-                Ok(x) => x,
-                Err(Rejection::Stale { log, seq }) => {
-                    let existing = log_seq
-                        .get((log.as_str(), seq))
-                        .map_err(IndexError::from)?
-                        .and_then(|v| v.value().try_into().ok())
-                        .map(RecordId::from_digest);
-                    return match existing {
-                        Some(e) if e == rec.id => Ok(Applied::Duplicate),
-                        Some(existing) => Err(IngestError::Conflict {
-                            log,
-                            seq,
-                            existing,
-                            offered: rec.id,
-                        }),
-                        None => Err(Rejection::Stale { log, seq }.into()),
-                    };
-                }
-                Err(e) => return Err(e.into()),
-            };
-            records
-                .insert(rec.id.digest().as_slice(), rec.bytes.as_slice())
-                .map_err(IndexError::from)?;
-            log_seq
-                .insert((r.log.as_str(), head.seq), rec.id.digest().as_slice())
-                .map_err(IndexError::from)?;
-            states
-                .insert(r.log.as_str(), state_bytes.as_slice())
-                .map_err(IndexError::from)?;
-            let mut namespace = None;
-            let mut release = None;
-            match &r.body {
-                Body::DefineNamespace { namespace: ns, .. } => {
-                    namespace = ns.parse().ok();
-                }
-                Body::Release(rel) => {
-                    let entry = ReleaseEntry {
-                        package: r.log.parse().map_err(Rejection::from)?,
-                        version: log::check_release(rel)?,
-                        kind: rel.kind,
-                        content: rel.content,
-                        size: rel.size,
-                        chunks: rel.chunks.to_vec(),
-                        description: rel.description.clone(),
-                        license: rel.license.clone(),
-                        publisher: rec.signer,
-                        record: rec.id,
-                        time_ms: r.time_ms,
-                    };
-                    self.index_release(&tx, &entry)?;
-                    release = Some(Box::new(entry));
-                }
-                _ => {}
-            }
-            Applied::New {
-                log: r.log.clone(),
-                seq: head.seq,
-                namespace,
-                release,
-            }
-        };
-        tx.commit().map_err(IndexError::from)?;
-        Ok(applied)
-    }
-
-    fn index_release(
-        &self,
-        tx: &redb::WriteTransaction,
-        e: &ReleaseEntry,
-    ) -> Result<(), IndexError> {
-        let pkg = e.package.to_string();
-        let ver = e.version.to_string();
-        tx.open_table(RELEASES)?
-            .insert((pkg.as_str(), ver.as_str()), cbor(e).as_slice())?;
-        tx.open_multimap_table(BY_CONTENT)?
-            .insert(e.content.digest().as_slice(), (pkg.as_str(), ver.as_str()))?;
-        let mut tokens = tx.open_multimap_table(TOKENS)?;
-        for t in search::tokens_of(&e.package, e.description.as_deref()) {
-            tokens.insert(t.as_str(), pkg.as_str())?;
-        }
-        Ok(())
     }
 
     /// All releases of a package, oldest version first.
@@ -405,29 +301,46 @@ impl Index {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            let head = if k.value() == OPERATOR_LOG {
-                uncbor::<OperatorState>(v.value())?.head
-            } else {
-                uncbor::<PackageState>(v.value())?.head
-            };
+            let (head, fork) = decode_head(k.value(), v.value())?;
             out.push(LogHead {
                 log: k.value().to_string(),
                 seq: head.seq,
                 id: head.id,
+                fork,
             });
         }
         Ok((out, false))
     }
 
-    /// The head of one log.
-    pub fn head(&self, log: &str) -> Result<Option<Head>, IndexError> {
-        if log == OPERATOR_LOG {
-            return Ok(self.operator_state()?.map(|s| s.head));
+    /// The head of one log, and the conflicting records if it is forked.
+    pub fn head(&self, log: &str) -> Result<Option<(Head, Vec<RecordId>)>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(LOG_STATE)?;
+        t.get(log)?.map(|v| decode_head(log, v.value())).transpose()
+    }
+
+    /// Whether a record is known here, applied or as evidence.
+    pub fn knows(&self, id: &RecordId) -> Result<bool, IndexError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(RECORDS)?.get(id.digest().as_slice())?.is_some()
+            || tx.open_table(EVIDENCE)?.get(id.digest().as_slice())?.is_some())
+    }
+
+    /// Attestations of a release: (record id, signer, attestation).
+    pub fn attestations(&self, release: &RecordId) -> Result<Vec<(RecordId, PublicKey, Attestation)>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let by = tx.open_multimap_table(ATTESTATIONS)?;
+        let recs = tx.open_table(RECORDS)?;
+        let mut out = Vec::new();
+        for id in by.get(release.digest().as_slice())? {
+            let id = id?;
+            let Some(bytes) = recs.get(id.value())? else { continue };
+            let Ok(rec) = SignedRecord::decode(bytes.value()) else { continue };
+            if let Body::Attest(a) = rec.record.body {
+                out.push((rec.id, rec.signer, a));
+            }
         }
-        match log.parse::<PackageName>() {
-            Ok(p) => Ok(self.package_state(&p)?.map(|s| s.head)),
-            Err(_) => Ok(None),
-        }
+        Ok(out)
     }
 
     /// Envelope bytes of up to `limit` records of `log` from `from_seq` on.
@@ -462,6 +375,13 @@ impl Index {
             .map(|v| v.value().to_vec()))
     }
 
+    /// Envelope bytes of a record kept as evidence of a fork.
+    pub fn evidence(&self, id: &RecordId) -> Result<Option<Vec<u8>>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(EVIDENCE)?;
+        Ok(t.get(id.digest().as_slice())?.map(|v| v.value().to_vec()))
+    }
+
     /// Remembers a download to finish after a restart.
     pub fn add_pending(&self, entry: &ReleaseEntry) -> Result<(), IndexError> {
         let tx = self.db.begin_write()?;
@@ -491,6 +411,18 @@ impl Index {
         }
         Ok(out)
     }
+}
+
+fn decode_head(log: &str, state: &[u8]) -> Result<(Head, Vec<RecordId>), IndexError> {
+    Ok(if log == OPERATOR_LOG {
+        let s: OperatorState = uncbor(state)?;
+        (s.head, s.forked.map(|f| f.candidates).unwrap_or_default())
+    } else if log.starts_with(ATTEST_LOG_PREFIX) {
+        (uncbor::<AttesterState>(state)?.head, Vec::new())
+    } else {
+        let s: PackageState = uncbor(state)?;
+        (s.head, s.forked.map(|f| f.candidates).unwrap_or_default())
+    })
 }
 
 #[cfg(test)]

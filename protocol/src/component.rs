@@ -223,3 +223,15 @@ fn first_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The SPDX expression in a component's `licenses` metadata section, if it has one
+/// (as written by `wasm-tools metadata add --licenses` or toolchains that embed it).
+pub fn metadata_license(bytes: &[u8]) -> Option<String> {
+    let payload = wasm_metadata::Payload::from_binary(bytes).ok()?;
+    payload
+        .metadata()
+        .licenses
+        .as_ref()
+        .map(|l| l.to_string())
+        .filter(|l| !l.trim().is_empty())
+}

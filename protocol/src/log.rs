@@ -11,13 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 
-use crate::chunk;
 use crate::component::PackageKind;
 use crate::content_id::{ContentId, RecordId};
 use crate::envelope::SignedRecord;
 use crate::key::PublicKey;
 use crate::name::{NameError, Namespace, PackageName};
-use crate::record::{Body, NetworkId, OPERATOR_LOG, RECORD_FORMAT, Release};
+use crate::record::{NetworkId, Perm, RECORD_FORMAT, Target};
 
 /// How far in the future a record's timestamp may be, in milliseconds (10 minutes):
 /// clocks drift, but a record stamped further ahead is refused.
@@ -40,6 +39,35 @@ pub struct Head {
     pub id: RecordId,
 }
 
+/// Two or more validly signed records claim the same position of a log: an
+/// equivocation by their signer(s). The log's view stops before that position until an
+/// owner resolves it; the conflicting records are kept as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fork {
+    /// The contested position.
+    pub seq: u64,
+    /// The conflicting records, sorted.
+    pub candidates: Vec<RecordId>,
+}
+
+/// Network-wide rules set by the operator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Releases must carry a valid SPDX license expression.
+    pub require_spdx: bool,
+}
+
+/// An operator deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// What was deleted.
+    pub target: Target,
+    /// Why.
+    pub reason: String,
+    /// The `delete` record.
+    pub record: RecordId,
+}
+
 /// What the operator log says so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorState {
@@ -47,10 +75,41 @@ pub struct OperatorState {
     pub network: NetworkId,
     /// Newest record.
     pub head: Head,
-    /// Keys that may append to the operator log.
-    pub operators: BTreeSet<PublicKey>,
-    /// Defined namespaces and their owners.
-    pub namespaces: BTreeMap<Namespace, BTreeSet<PublicKey>>,
+    /// Keys that may append to the operator log, with the record that granted each.
+    pub operators: BTreeMap<PublicKey, RecordId>,
+    /// Defined namespaces: owner keys, with the record that granted each.
+    pub namespaces: BTreeMap<Namespace, BTreeMap<PublicKey, RecordId>>,
+    /// Keys whose operator or namespace rights were revoked (for messages).
+    pub revoked: BTreeSet<PublicKey>,
+    /// Network policy.
+    pub policy: Policy,
+    /// Deletions.
+    pub tombstones: Vec<Tombstone>,
+    /// Set when the operator equivocated; the log accepts nothing more.
+    pub forked: Option<Fork>,
+}
+
+impl OperatorState {
+    /// The tombstone that deletes `package@version` with `content`, if any.
+    pub fn deletion(&self, package: &str, version: Option<&str>, content: Option<&ContentId>) -> Option<&Tombstone> {
+        self.tombstones.iter().find(|t| match &t.target {
+            Target::Package { package: p } => p == package,
+            Target::Version {
+                package: p,
+                version: v,
+            } => p == package && Some(v.as_str()) == version,
+            Target::Content { content: c } => Some(c) == content,
+        })
+    }
+}
+
+/// A yank of one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Yanked {
+    /// Why.
+    pub reason: Option<String>,
+    /// The `yank` record.
+    pub record: RecordId,
 }
 
 /// One version in a package's state.
@@ -59,6 +118,21 @@ pub struct VersionState {
     /// The released blob.
     pub content: ContentId,
     /// The release record.
+    pub record: RecordId,
+    /// Who signed the release.
+    pub signer: PublicKey,
+    /// The record that gave the signer its right to release.
+    pub authority: RecordId,
+    /// Set while yanked.
+    pub yanked: Option<Yanked>,
+}
+
+/// Permissions granted to one key in a package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantState {
+    /// What it may do.
+    pub perms: BTreeSet<Perm>,
+    /// The `grant` record.
     pub record: RecordId,
 }
 
@@ -73,6 +147,21 @@ pub struct PackageState {
     pub head: Head,
     /// Released versions.
     pub versions: BTreeMap<Version, VersionState>,
+    /// Keys granted permissions beyond the namespace owners.
+    pub grants: BTreeMap<PublicKey, GrantState>,
+    /// Keys whose grants were revoked (for messages).
+    pub revoked: BTreeSet<PublicKey>,
+    /// Set while the log is forked.
+    pub forked: Option<Fork>,
+}
+
+/// What an attester's log says so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttesterState {
+    /// The attesting key.
+    pub key: PublicKey,
+    /// Newest record.
+    pub head: Head,
 }
 
 /// Why a record was refused. Each variant is one rule.
@@ -186,6 +275,61 @@ pub enum Rejection {
     /// Too many keys, too long a description, etc.
     #[error("record field over its limit: {0}")]
     OverLimit(String),
+    /// A revoked key signed after its revocation.
+    #[error("key {key} was revoked in `{log}`")]
+    RevokedKey {
+        /// The key.
+        key: PublicKey,
+        /// Where.
+        log: String,
+    },
+    /// The key holds grants in the package, but not this one.
+    #[error("key {key} lacks the `{perm}` permission on {package}")]
+    MissingPermission {
+        /// The key.
+        key: PublicKey,
+        /// Missing permission.
+        perm: Perm,
+        /// The package.
+        package: PackageName,
+    },
+    /// The network requires an SPDX license and the release has none.
+    #[error("{package}@{version} has no license, and this network requires a valid SPDX expression (publish with --license, e.g. --license Apache-2.0)")]
+    LicenseRequired {
+        /// Package.
+        package: PackageName,
+        /// Version.
+        version: Version,
+    },
+    /// The license is not a valid SPDX expression.
+    #[error("{package}@{version}: license `{license}` is not a valid SPDX expression: {why}")]
+    InvalidLicense {
+        /// Package.
+        package: PackageName,
+        /// Version.
+        version: Version,
+        /// The license text.
+        license: String,
+        /// The parser's complaint.
+        why: String,
+    },
+    /// The log is forked: nothing but a resolution is accepted.
+    #[error("`{log}` is forked at seq {seq} (conflicting signed records): an owner must resolve it first")]
+    Forked {
+        /// Log.
+        log: String,
+        /// Contested position.
+        seq: u64,
+    },
+    /// A yank of an unknown version, a double yank, an unyank of a live version.
+    #[error("{0}")]
+    BadYank(String),
+    /// A grant or revoke that makes no sense (revoking the last operator, an empty grant).
+    #[error("{0}")]
+    BadGrant(String),
+    /// An attestation about a release this node does not know.
+    #[error("attestation names release {0}, unknown here")]
+    UnknownRelease(RecordId),
     /// Stamped too far ahead of the validating node's clock.
     #[error("record is stamped {ahead_ms} ms in the future (limit {MAX_CLOCK_SKEW_MS} ms)")]
     FutureTimestamp {
@@ -214,12 +358,19 @@ impl Rejection {
     pub fn is_benign(&self) -> bool {
         matches!(
             self,
-            Rejection::Gap { .. } | Rejection::Stale { .. } | Rejection::NamespaceNotDefined(_)
+            Rejection::Gap { .. }
+                | Rejection::Stale { .. }
+                | Rejection::NamespaceNotDefined(_)
+                | Rejection::UnknownRelease(_)
+                // A validly signed record that does not follow our head is evidence of
+                // a fork somewhere, not a fault of whoever relayed it.
+                | Rejection::WrongPrev { .. }
+                | Rejection::Forked { .. }
         )
     }
 }
 
-fn check_common(
+pub(crate) fn check_common(
     rec: &SignedRecord,
     network: Option<&NetworkId>,
     head: Option<&Head>,
@@ -268,7 +419,9 @@ fn check_common(
     Ok(())
 }
 
-fn check_keys(keys: &[PublicKey]) -> Result<BTreeSet<PublicKey>, Rejection> {
+
+/// A non-empty, bounded key list as a set.
+pub(crate) fn check_keys(keys: &[PublicKey]) -> Result<BTreeSet<PublicKey>, Rejection> {
     if keys.is_empty() || keys.len() > MAX_KEYS {
         return Err(Rejection::OverLimit(format!(
             "{} keys named; between 1 and {MAX_KEYS} are allowed",
@@ -278,191 +431,13 @@ fn check_keys(keys: &[PublicKey]) -> Result<BTreeSet<PublicKey>, Rejection> {
     Ok(keys.iter().copied().collect())
 }
 
-/// Applies a record to the operator log of `network`. `state` is `None` before genesis.
-pub fn apply_operator(
-    network: &NetworkId,
-    state: Option<&OperatorState>,
-    rec: &SignedRecord,
-    now_ms: u64,
-) -> Result<OperatorState, Rejection> {
-    let r = &rec.record;
-    if r.log != OPERATOR_LOG {
-        return Err(Rejection::Misplaced {
-            body: r.body.kind(),
-            log: r.log.clone(),
-            seq: r.seq,
-        });
-    }
-    let Some(state) = state else {
-        // Genesis: no network field (its own id is the network), seq 0, self-authorizing.
-        check_common(rec, None, None, now_ms)?;
-        let Body::OperatorInit { operators, .. } = &r.body else {
-            return Err(Rejection::Misplaced {
-                body: r.body.kind(),
-                log: r.log.clone(),
-                seq: r.seq,
-            });
-        };
-        if rec.id != *network || r.network.is_some() {
-            return Err(Rejection::NotGenesis(rec.id));
-        }
-        let operators = check_keys(operators)?;
-        if !operators.contains(&rec.signer) {
-            return Err(Rejection::UnknownSigner(rec.signer));
-        }
-        return Ok(OperatorState {
-            network: *network,
-            head: Head { seq: 0, id: rec.id },
-            operators,
-            namespaces: BTreeMap::new(),
-        });
-    };
-    check_common(rec, Some(network), Some(&state.head), now_ms)?;
-    if !state.operators.contains(&rec.signer) {
-        return Err(Rejection::UnknownSigner(rec.signer));
-    }
-    let mut next = state.clone();
-    next.head = Head {
-        seq: r.seq,
-        id: rec.id,
-    };
-    match &r.body {
-        Body::DefineNamespace { namespace, owners } => {
-            let ns: Namespace = namespace.parse()?;
-            if next.namespaces.contains_key(&ns) {
-                return Err(Rejection::NamespaceExists(ns));
-            }
-            let owners = check_keys(owners)?;
-            next.namespaces.insert(ns, owners);
-        }
-        other => {
-            return Err(Rejection::Misplaced {
-                body: other.kind(),
-                log: r.log.clone(),
-                seq: r.seq,
-            });
-        }
-    }
-    Ok(next)
-}
+mod attest;
+mod operator;
+mod package;
 
-/// Checks a release's own fields.
-pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
-    let version = Version::parse(&rel.version)
-        .map_err(|_| Rejection::MalformedVersion(rel.version.clone()))?;
-    if rel.size > MAX_BLOB_BYTES {
-        return Err(Rejection::BadRelease(format!(
-            "size {} is over the {MAX_BLOB_BYTES}-byte limit",
-            rel.size
-        )));
-    }
-    if rel.chunk_size != chunk::CHUNK_SIZE {
-        return Err(Rejection::BadRelease(format!(
-            "chunk size {} is not {}",
-            rel.chunk_size,
-            chunk::CHUNK_SIZE
-        )));
-    }
-    let want = chunk::count(rel.size, rel.chunk_size).saturating_mul(32);
-    if rel.chunks.len() as u64 != want {
-        return Err(Rejection::BadRelease(format!(
-            "{} bytes of chunk digests for {} bytes of content, expected {want}",
-            rel.chunks.len(),
-            rel.size
-        )));
-    }
-    if rel.size <= u64::from(rel.chunk_size)
-        && rel.size > 0
-        && chunk::digest_at(&rel.chunks, 0) != Some(*rel.content.digest())
-    {
-        // A single-chunk blob's chunk digest is its content digest; a mismatch means
-        // the release contradicts itself and no download could ever satisfy both.
-        return Err(Rejection::BadRelease(
-            "chunk digest differs from the content id".into(),
-        ));
-    }
-    if rel
-        .description
-        .as_ref()
-        .is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES)
-    {
-        return Err(Rejection::OverLimit(format!(
-            "description longer than {MAX_DESCRIPTION_BYTES} bytes"
-        )));
-    }
-    if rel
-        .license
-        .as_ref()
-        .is_some_and(|l| l.len() > MAX_LICENSE_BYTES)
-    {
-        return Err(Rejection::OverLimit(format!(
-            "license longer than {MAX_LICENSE_BYTES} bytes"
-        )));
-    }
-    Ok(version)
-}
-
-/// Applies a record to a package log. `state` is `None` before the log's first record.
-pub fn apply_package(
-    operator: &OperatorState,
-    state: Option<&PackageState>,
-    rec: &SignedRecord,
-    now_ms: u64,
-) -> Result<PackageState, Rejection> {
-    let r = &rec.record;
-    let package: PackageName = r.log.parse()?;
-    check_common(rec, Some(&operator.network), state.map(|s| &s.head), now_ms)?;
-    let ns = package.namespace();
-    let owners = operator
-        .namespaces
-        .get(ns)
-        .ok_or_else(|| Rejection::NamespaceNotDefined(ns.clone()))?;
-    if !owners.contains(&rec.signer) {
-        return Err(Rejection::NotAllowedInNamespace {
-            key: rec.signer,
-            namespace: ns.clone(),
-        });
-    }
-    let head = Head {
-        seq: r.seq,
-        id: rec.id,
-    };
-    match (&r.body, state) {
-        (Body::PackageInit { kind }, None) => Ok(PackageState {
-            package,
-            kind: *kind,
-            head,
-            versions: BTreeMap::new(),
-        }),
-        (Body::Release(rel), Some(state)) => {
-            let version = check_release(rel)?;
-            if state.versions.contains_key(&version) {
-                return Err(Rejection::VersionExists { package, version });
-            }
-            if rel.kind != state.kind {
-                return Err(Rejection::BadRelease(format!(
-                    "{package} is a {:?} package; this release is a {:?}",
-                    state.kind, rel.kind
-                )));
-            }
-            let mut next = state.clone();
-            next.head = head;
-            next.versions.insert(
-                version,
-                VersionState {
-                    content: rel.content,
-                    record: rec.id,
-                },
-            );
-            Ok(next)
-        }
-        (body, _) => Err(Rejection::Misplaced {
-            body: body.kind(),
-            log: r.log.clone(),
-            seq: r.seq,
-        }),
-    }
-}
+pub use attest::apply_attest;
+pub use operator::apply_operator;
+pub use package::{apply_package, authority, check_release, forked, resolve_fork};
 
 #[cfg(test)]
 mod tests;

@@ -43,6 +43,58 @@ pub struct Record {
     pub body: Body,
 }
 
+/// A permission a package owner can grant to another key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Perm {
+    /// May publish releases.
+    Release,
+    /// May yank and unyank releases.
+    Yank,
+}
+
+impl std::fmt::Display for Perm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Perm::Release => "release",
+            Perm::Yank => "yank",
+        })
+    }
+}
+
+/// What an operator tombstone removes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Every version of a package.
+    Package {
+        /// The package.
+        package: String,
+    },
+    /// One version.
+    Version {
+        /// The package.
+        package: String,
+        /// The version.
+        version: String,
+    },
+    /// Every release of some content, wherever it was published.
+    Content {
+        /// The blob.
+        content: ContentId,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Package { package } => write!(f, "{package}"),
+            Target::Version { package, version } => write!(f, "{package}@{version}"),
+            Target::Content { content } => write!(f, "{content}"),
+        }
+    }
+}
+
 /// The statement a record makes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -62,6 +114,42 @@ pub enum Body {
         /// Keys that own it: they may create packages and release in it.
         owners: Vec<PublicKey>,
     },
+    /// Adds an operator key (operator log).
+    GrantOperator {
+        /// The key.
+        key: PublicKey,
+    },
+    /// Removes an operator key (operator log). The last operator cannot be removed.
+    RevokeOperator {
+        /// The key.
+        key: PublicKey,
+    },
+    /// Adds an owner to a namespace (operator log).
+    GrantNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: PublicKey,
+    },
+    /// Removes an owner from a namespace (operator log).
+    RevokeNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The key.
+        key: PublicKey,
+    },
+    /// Network policy (operator log).
+    SetPolicy {
+        /// Releases must carry a valid SPDX license expression.
+        require_spdx: bool,
+    },
+    /// Operator deletion of content that violates the network's rules (operator log).
+    Delete {
+        /// What is deleted.
+        target: Target,
+        /// Why, shown to everyone who asks for it.
+        reason: String,
+    },
     /// Creates a package log. Signed by an owner of its namespace.
     PackageInit {
         /// Component or WIT package.
@@ -69,6 +157,38 @@ pub enum Body {
     },
     /// Publishes a version.
     Release(Release),
+    /// Gives a key permissions on this package (signed by a namespace owner).
+    Grant {
+        /// The key.
+        key: PublicKey,
+        /// What it may do.
+        perms: Vec<Perm>,
+    },
+    /// Takes all permissions on this package from a key (signed by a namespace owner).
+    Revoke {
+        /// The key.
+        key: PublicKey,
+    },
+    /// Marks a version as not to be picked by version resolution.
+    Yank {
+        /// The version.
+        version: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Reverses a yank.
+    Unyank {
+        /// The version.
+        version: String,
+    },
+    /// Ends a fork: keeps one of the conflicting records at `seq - 1`, which must be
+    /// this record's `prev` (signed by a namespace owner).
+    ResolveFork {
+        /// The record kept.
+        keep: RecordId,
+    },
+    /// A statement by any key about a release (attester logs).
+    Attest(Attestation),
 }
 
 impl Body {
@@ -77,10 +197,46 @@ impl Body {
         match self {
             Body::OperatorInit { .. } => "operator-init",
             Body::DefineNamespace { .. } => "define-namespace",
+            Body::GrantOperator { .. } => "grant-operator",
+            Body::RevokeOperator { .. } => "revoke-operator",
+            Body::GrantNamespace { .. } => "grant-namespace",
+            Body::RevokeNamespace { .. } => "revoke-namespace",
+            Body::SetPolicy { .. } => "set-policy",
+            Body::Delete { .. } => "delete",
             Body::PackageInit { .. } => "package-init",
             Body::Release(_) => "release",
+            Body::Grant { .. } => "grant",
+            Body::Revoke { .. } => "revoke",
+            Body::Yank { .. } => "yank",
+            Body::Unyank { .. } => "unyank",
+            Body::ResolveFork { .. } => "resolve-fork",
+            Body::Attest(_) => "attest",
         }
     }
+}
+
+/// A signed statement about a release by any key: a review, a build attestation, ...
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    /// The package.
+    pub package: String,
+    /// The version.
+    pub version: String,
+    /// The release record attested.
+    pub release: RecordId,
+    /// What the attester claims, e.g. "reviewed", "built from source at <rev>".
+    pub claim: String,
+    /// Optional JSON document with details.
+    pub data: Option<String>,
+}
+
+/// Prefix of attester log names: `~attest/<key hex>`. `~` and `/` never occur in
+/// package names, so these logs cannot collide with packages or the operator log.
+pub const ATTEST_LOG_PREFIX: &str = "~attest/";
+
+/// The log name of `key`'s attestations.
+pub fn attest_log(key: &PublicKey) -> String {
+    format!("{ATTEST_LOG_PREFIX}{}", hex::encode(key.as_bytes()))
 }
 
 /// A released version of a package.

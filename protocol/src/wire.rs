@@ -23,6 +23,10 @@ pub struct LogHead {
     pub seq: u64,
     /// Id of its newest record.
     pub id: RecordId,
+    /// When the log is forked at `seq + 1`: the conflicting records, so that peers who
+    /// hold only one of them learn of the equivocation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fork: Vec<RecordId>,
 }
 
 /// A request of the `sync` protocol.
@@ -48,7 +52,17 @@ pub enum SyncRequest {
         /// Most records wanted (capped at [`MAX_RECORDS`]).
         limit: u32,
     },
+    /// Records by id, including conflicting ones kept as evidence.
+    ById {
+        /// Network asked about.
+        network: NetworkId,
+        /// The ids (at most [`MAX_BY_ID`]).
+        ids: Vec<RecordId>,
+    },
 }
+
+/// Most records asked for by id in one request.
+pub const MAX_BY_ID: usize = 64;
 
 /// A response of the `sync` protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,6 +23,9 @@ pub struct Args {
     /// Where to write the file. Default: `<name>-<version>.wasm` in the current directory.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
+    /// Refuse the release unless this key attested it (e.g. your reviewers' key).
+    #[arg(long, value_name = "PUBKEY")]
+    require_attestation: Option<ferry_protocol::PublicKey>,
 }
 
 /// Runs `ferry fetch`.
@@ -32,8 +35,12 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         Spec::Package(n, w) => format!("{n}@{w}"),
         Spec::Content(c) => c.to_string(),
     };
+    let mut query = format!("/v1/resolve?spec={}", enc(&spec_text));
+    if let Some(k) = &a.require_attestation {
+        query.push_str(&format!("&require_attestation={}", enc(&k.to_string())));
+    }
     let resolved: serde_json::Value = client
-        .get(&format!("/v1/resolve?spec={}", enc(&spec_text)))
+        .get(&query)
         .await
         .with_context(|| format!("resolving {spec_text}"))?;
     let cid: ContentId = resolved["cid"].as_str().unwrap_or("").parse()?;
@@ -41,6 +48,12 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let package = resolved["package"].as_str().unwrap_or("").to_string();
     let version = resolved["version"].as_str().unwrap_or("").to_string();
 
+    if let Some(y) = resolved.get("yanked").filter(|y| !y.is_null()) {
+        eprintln!(
+            "warning: {package}@{version} is yanked ({}); fetching it because it was asked for exactly",
+            y["reason"].as_str().unwrap_or("no reason given")
+        );
+    }
     let show_bar = !g.json && std::io::stderr().is_terminal();
     let bar = show_bar.then(|| {
         let b = indicatif::ProgressBar::new(size);
@@ -125,6 +138,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         "package": package,
         "version": version,
         "sha256": cid.to_sha256(),
+        "yanked": resolved.get("yanked").cloned().unwrap_or(serde_json::Value::Null),
     });
     emit(g.json, &v, |_| {
         format!(

@@ -21,11 +21,27 @@ pub enum NamespaceCommand {
         #[arg(long = "owner", value_name = "PUBKEY")]
         owners: Vec<PublicKey>,
     },
+    /// Add an owner key to a namespace.
+    Grant {
+        /// The namespace.
+        namespace: Namespace,
+        /// The key.
+        key: PublicKey,
+    },
+    /// Remove an owner key from a namespace; its later records are refused.
+    Revoke {
+        /// The namespace.
+        namespace: Namespace,
+        /// The key.
+        key: PublicKey,
+    },
 }
 
 /// Runs `ferry namespace …`.
 pub async fn run(g: &Global, c: NamespaceCommand) -> Result<()> {
     match c {
+        NamespaceCommand::Grant { namespace, key } => crate::cmd::trust::namespace_owner(g, namespace, key, true).await,
+        NamespaceCommand::Revoke { namespace, key } => crate::cmd::trust::namespace_owner(g, namespace, key, false).await,
         NamespaceCommand::Define { namespace, owners } => {
             let client = Client::new(&g.data_dir)?;
             let body = json!({

@@ -227,7 +227,11 @@ impl EventLoop {
                     },
                 ..
             } => {
+                // Blobs of deleted content are removed when the tombstone arrives; this
+                // check also covers a blob that raced in after it.
+                let deleted = self.deleted.contains(&request.content);
                 let resp = match self.blobs.read_chunk(&request.content, request.index) {
+                    Ok(_) if deleted => BlobResponse::NotFound,
                     Ok(b) => BlobResponse::Chunk(ByteBuf::from(b)),
                     Err(_) => BlobResponse::NotFound,
                 };
@@ -346,6 +350,14 @@ impl EventLoop {
         };
         self.shared.clear_progress(&id);
         let _ = self.index.remove_pending(&id);
+        if let (Ok(_), Some(reason)) = (&res, self.deletion_reason(&id)) {
+            // Deleted while it downloaded: it must not be kept or served.
+            self.forget_blob(&id);
+            for w in waiters {
+                let _ = w.send(Err(FetchError::Deleted(reason.clone())));
+            }
+            return;
+        }
         match res {
             Ok(_) => {
                 tracing::info!(target: "ferry::fetch", %id, "stored {}@{}", entry.package, entry.version);
@@ -361,6 +373,32 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Ends a download of content the operator deleted, telling its waiters why.
+    pub(super) fn cancel_download(&mut self, id: &ContentId) {
+        let reason = self.deletion_reason(id).unwrap_or_else(|| "deleted".into());
+        if let Some(d) = self.downloads.remove(id) {
+            self.shared.clear_progress(id);
+            let _ = self.index.remove_pending(id);
+            for w in d.waiters {
+                let _ = w.send(Err(FetchError::Deleted(reason.clone())));
+            }
+        }
+        self.blob_requests.retain(|_, (c, _, _)| c != id);
+    }
+
+    /// Why the operator deleted `id` (directly or through its package or version).
+    pub(super) fn deletion_reason(&self, id: &ContentId) -> Option<String> {
+        let op = self.index.operator_state().ok()??;
+        if let Some(t) = op.deletion("", None, Some(id)) {
+            return Some(t.reason.clone());
+        }
+        let releases = self.index.releases_by_content(id).ok()?;
+        releases.iter().find_map(|r| {
+            op.deletion(&r.package.to_string(), Some(&r.version.to_string()), Some(id))
+                .map(|t| t.reason.clone())
+        })
     }
 
     fn fail_download(&mut self, id: ContentId, e: FetchError) {

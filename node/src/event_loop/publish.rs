@@ -2,13 +2,13 @@
 //! a remote record would be validated, store them, then announce them.
 
 use ferry_protocol::log;
-use ferry_protocol::record::{Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release};
+use ferry_protocol::record::{ATTEST_LOG_PREFIX, Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release, attest_log};
 use ferry_protocol::{Namespace, PublicKey, SignedRecord, chunk};
 use serde_bytes::ByteBuf;
 
 use super::EventLoop;
 use crate::command::{Draft, WriteError};
-use crate::index::{Applied, ReleaseEntry};
+use crate::index::{Applied, Effect, ReleaseEntry};
 use crate::node::now_ms;
 use crate::swarm;
 
@@ -87,7 +87,8 @@ impl EventLoop {
         let mut entry = None;
         for rec in &to_store {
             if let Applied::New {
-                release: Some(r), ..
+                effect: Effect::Release(r),
+                ..
             } = self.index.ingest(rec, now)?
             {
                 entry = Some(*r);
@@ -122,5 +123,56 @@ impl EventLoop {
         self.subscribe_namespaces();
         self.announce(swarm::operator_topic(&self.network), &rec);
         Ok(())
+    }
+}
+
+impl EventLoop {
+    /// Signs `body` and appends it to `log` (attestations go to our attester log).
+    pub(super) fn append(&mut self, log: String, body: Body) -> Result<ferry_protocol::RecordId, WriteError> {
+        let now = now_ms();
+        let (log, topic) = match &body {
+            Body::OperatorInit { .. } | Body::PackageInit { .. } | Body::Release(_) => {
+                return Err(WriteError::Unsupported(format!(
+                    "a `{}` record is made by `ferry init` or `ferry publish`",
+                    body.kind()
+                )));
+            }
+            Body::Attest(a) => {
+                let pkg: ferry_protocol::PackageName = a.package.parse().map_err(ferry_protocol::log::Rejection::from)?;
+                (attest_log(&self.key.public()), swarm::namespace_topic(&self.network, pkg.namespace()))
+            }
+            Body::DefineNamespace { .. }
+            | Body::GrantOperator { .. }
+            | Body::RevokeOperator { .. }
+            | Body::GrantNamespace { .. }
+            | Body::RevokeNamespace { .. }
+            | Body::SetPolicy { .. }
+            | Body::Delete { .. } => (OPERATOR_LOG.to_string(), swarm::operator_topic(&self.network)),
+            _ => {
+                let pkg: ferry_protocol::PackageName = log.parse().map_err(ferry_protocol::log::Rejection::from)?;
+                (log, swarm::namespace_topic(&self.network, pkg.namespace()))
+            }
+        };
+        if self.index.operator_state()?.is_none() {
+            return Err(WriteError::NotSynced);
+        }
+        let (head, fork) = match self.index.head(&log)? {
+            Some(h) => (Some(h.0), h.1),
+            None if log.starts_with(ATTEST_LOG_PREFIX) => (None, Vec::new()),
+            None => return Err(WriteError::UnknownPackage(log)),
+        };
+        let (seq, prev) = match (&body, head) {
+            // A resolution follows the record it keeps, one past the forked position.
+            (Body::ResolveFork { keep }, Some(h)) if !fork.is_empty() => (h.seq + 2, Some(*keep)),
+            (_, Some(h)) => (h.seq + 1, Some(h.id)),
+            (_, None) => (0, None),
+        };
+        let rec = self.record(log, seq, prev, body);
+        let applied = self.index.ingest(&rec, now)?;
+        if let Applied::New { effect, .. } = applied {
+            self.on_effect(effect);
+        }
+        self.announce(topic, &rec);
+        Ok(rec.id)
     }
 }

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use ferry_protocol::record::OPERATOR_LOG;
-use ferry_protocol::wire::{LogHead, MAX_HEADS, MAX_RECORDS, SyncRequest, SyncResponse};
+use ferry_protocol::wire::{LogHead, MAX_BY_ID, MAX_HEADS, MAX_RECORDS, SyncRequest, SyncResponse};
 use libp2p::PeerId;
 use libp2p::request_response::{Event, Message, OutboundRequestId};
 use serde_bytes::ByteBuf;
@@ -27,6 +27,8 @@ pub(super) struct SyncState {
     logs_pending: HashSet<(PeerId, String)>,
     /// Application scores of peers that sent invalid records.
     pub(super) penalties: HashMap<PeerId, f64>,
+    /// (peer, log) pairs already re-pulled one record back after a `prev` mismatch.
+    rewound: HashSet<(PeerId, String)>,
     /// Set when the operator log grew: package records that failed for lack of a
     /// namespace may now apply, so sync again at once.
     pub(super) operator_advanced: bool,
@@ -132,12 +134,15 @@ impl EventLoop {
             SyncRequest::Records { log, .. } => {
                 self.sync.logs_pending.remove(&(peer, log.clone()));
             }
+            SyncRequest::ById { .. } => {}
         }
     }
 
     fn answer_sync(&self, req: SyncRequest) -> SyncResponse {
         let net = match &req {
-            SyncRequest::Heads { network, .. } | SyncRequest::Records { network, .. } => *network,
+            SyncRequest::Heads { network, .. }
+            | SyncRequest::Records { network, .. }
+            | SyncRequest::ById { network, .. } => *network,
         };
         if net != self.network {
             return SyncResponse::Refused(format!(
@@ -159,6 +164,20 @@ impl EventLoop {
                 .index
                 .records_from(&log, from_seq, limit.min(MAX_RECORDS) as usize)
                 .map(|rs| SyncResponse::Records(rs.into_iter().map(ByteBuf::from).collect())),
+            SyncRequest::ById { ids, .. } => {
+                let mut out = Vec::new();
+                for id in ids.iter().take(MAX_BY_ID) {
+                    match self.index.record(id).and_then(|r| match r {
+                        Some(b) => Ok(Some(b)),
+                        None => self.index.evidence(id),
+                    }) {
+                        Ok(Some(b)) => out.push(ByteBuf::from(b)),
+                        Ok(None) => {}
+                        Err(e) => return SyncResponse::Refused(e.to_string()),
+                    }
+                }
+                Ok(SyncResponse::Records(out))
+            }
         };
         res.unwrap_or_else(|e| SyncResponse::Refused(e.to_string()))
     }
@@ -196,6 +215,11 @@ impl EventLoop {
                             if !benign {
                                 tracing::info!(target: "ferry::sync", %peer, %log, seq = from_seq + i as u64, "peer sent an invalid record");
                                 self.penalize(&peer);
+                            } else if i == 0 && from_seq > 0 && self.sync.rewound.insert((peer, log.clone())) {
+                                // Its first record does not follow our head: the peer
+                                // holds a different record before it. Fetch that one
+                                // too, so the fork shows.
+                                self.pull(peer, log.clone(), from_seq - 1);
                             }
                             all_new = false;
                             break;
@@ -207,6 +231,13 @@ impl EventLoop {
                 }
                 if self.sync.operator_advanced {
                     self.sync_all();
+                }
+            }
+            (SyncRequest::ById { .. }, SyncResponse::Records(records)) => {
+                for bytes in records.into_iter().take(MAX_BY_ID) {
+                    if let Err(false) = self.ingest_bytes(&bytes) {
+                        self.penalize(&peer);
+                    }
                 }
             }
             (_, SyncResponse::Refused(why)) => {
@@ -227,9 +258,28 @@ impl EventLoop {
                 return;
             }
         };
+        // Conflicting records the peer keeps as evidence and we have never seen.
+        let unknown: Vec<_> = h
+            .fork
+            .iter()
+            .filter(|id| !self.index.knows(id).unwrap_or(true))
+            .copied()
+            .take(MAX_BY_ID)
+            .collect();
+        if !unknown.is_empty() {
+            self.send_sync(
+                peer,
+                SyncRequest::ById {
+                    network: self.network,
+                    ids: unknown,
+                },
+            );
+        }
         let from = match ours {
-            Some(o) if o.seq >= h.seq => return,
-            Some(o) => o.seq + 1,
+            // Same position, different record: pull theirs so the conflict shows.
+            Some((o, _)) if o.seq == h.seq && o.id != h.id && h.fork.is_empty() => h.seq,
+            Some((o, _)) if o.seq >= h.seq => return,
+            Some((o, _)) => o.seq + 1,
             None => 0,
         };
         self.pull(peer, h.log, from);
