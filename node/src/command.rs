@@ -194,7 +194,11 @@ impl NodeHandle {
     }
 
     /// Signs and appends a statement.
-    pub async fn append(&self, log: String, body: ferry_protocol::record::Body) -> Result<ferry_protocol::RecordId, WriteError> {
+    pub async fn append(
+        &self,
+        log: String,
+        body: ferry_protocol::record::Body,
+    ) -> Result<ferry_protocol::RecordId, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Append {

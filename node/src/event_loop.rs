@@ -23,6 +23,7 @@ use crate::node::{Shared, now_ms};
 use crate::swarm::{self, Behaviour, BehaviourEvent, DialPolicy};
 
 mod fetch;
+pub use fetch::DEFAULT_STALL_TIMEOUT;
 mod publish;
 mod sync;
 
@@ -51,6 +52,8 @@ pub struct EventLoop {
     blob_requests: HashMap<request_response::OutboundRequestId, (ContentId, PeerId, u64)>,
     provider_queries: HashMap<kad::QueryId, ContentId>,
     finishing: fetch::Finishing,
+    /// How long a download may make no progress before it is given up.
+    stall_timeout: Duration,
     /// Contents deleted by the operator, never served.
     deleted: HashSet<ContentId>,
     finished_tx: mpsc::Sender<(ContentId, Result<ContentId, String>)>,
@@ -72,6 +75,8 @@ pub struct LoopConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// Which addresses may be dialed.
     pub policy: DialPolicy,
+    /// How long a download may make no progress before it is given up.
+    pub fetch_timeout: Duration,
 }
 
 impl EventLoop {
@@ -97,6 +102,7 @@ impl EventLoop {
             provider_queries: HashMap::new(),
             finishing: HashMap::new(),
             deleted: HashSet::new(),
+            stall_timeout: cfg.fetch_timeout,
             finished_tx,
             finished_rx,
             listen_addrs: Vec::new(),
@@ -317,7 +323,10 @@ impl EventLoop {
             Effect::None => {}
             Effect::Namespace(_) => self.subscribe_namespaces(),
             Effect::Release(r) => self.shared.note_release(&r),
-            Effect::Deleted { tombstone, contents } => {
+            Effect::Deleted {
+                tombstone,
+                contents,
+            } => {
                 tracing::warn!(target: "ferry::log", target_deleted = %tombstone.target, reason = %tombstone.reason, "operator deletion");
                 self.deleted.extend(contents.iter().copied());
                 for id in contents {

@@ -38,7 +38,8 @@ const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_fet
 /// Conflicting records (equivocations) and records dropped with a forked branch.
 const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence_v1");
 /// Release record id → attestation record ids.
-const ATTESTATIONS: MultimapTableDefinition<&[u8], &[u8]> = MultimapTableDefinition::new("attestations_v1");
+const ATTESTATIONS: MultimapTableDefinition<&[u8], &[u8]> =
+    MultimapTableDefinition::new("attestations_v1");
 
 /// Errors of the index.
 #[derive(Debug, thiserror::Error)]
@@ -322,20 +323,33 @@ impl Index {
     /// Whether a record is known here, applied or as evidence.
     pub fn knows(&self, id: &RecordId) -> Result<bool, IndexError> {
         let tx = self.db.begin_read()?;
-        Ok(tx.open_table(RECORDS)?.get(id.digest().as_slice())?.is_some()
-            || tx.open_table(EVIDENCE)?.get(id.digest().as_slice())?.is_some())
+        Ok(tx
+            .open_table(RECORDS)?
+            .get(id.digest().as_slice())?
+            .is_some()
+            || tx
+                .open_table(EVIDENCE)?
+                .get(id.digest().as_slice())?
+                .is_some())
     }
 
     /// Attestations of a release: (record id, signer, attestation).
-    pub fn attestations(&self, release: &RecordId) -> Result<Vec<(RecordId, PublicKey, Attestation)>, IndexError> {
+    pub fn attestations(
+        &self,
+        release: &RecordId,
+    ) -> Result<Vec<(RecordId, PublicKey, Attestation)>, IndexError> {
         let tx = self.db.begin_read()?;
         let by = tx.open_multimap_table(ATTESTATIONS)?;
         let recs = tx.open_table(RECORDS)?;
         let mut out = Vec::new();
         for id in by.get(release.digest().as_slice())? {
             let id = id?;
-            let Some(bytes) = recs.get(id.value())? else { continue };
-            let Ok(rec) = SignedRecord::decode(bytes.value()) else { continue };
+            let Some(bytes) = recs.get(id.value())? else {
+                continue;
+            };
+            let Ok(rec) = SignedRecord::decode(bytes.value()) else {
+                continue;
+            };
             if let Body::Attest(a) = rec.record.body {
                 out.push((rec.id, rec.signer, a));
             }

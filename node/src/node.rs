@@ -80,6 +80,8 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// Peers to dial at start.
     pub bootstrap: Vec<Multiaddr>,
+    /// How long a download may make no progress before fetches of it fail.
+    pub fetch_timeout: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -95,6 +97,7 @@ impl NodeConfig {
             ],
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap: Vec::new(),
+            fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
         }
     }
 }
@@ -301,6 +304,7 @@ pub async fn run(
         key,
         bootstrap: cfg.bootstrap,
         policy,
+        fetch_timeout: cfg.fetch_timeout,
     });
     event_loop.run(shutdown).await;
     let _ = stop_tx.send(true);

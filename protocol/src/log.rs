@@ -91,7 +91,12 @@ pub struct OperatorState {
 
 impl OperatorState {
     /// The tombstone that deletes `package@version` with `content`, if any.
-    pub fn deletion(&self, package: &str, version: Option<&str>, content: Option<&ContentId>) -> Option<&Tombstone> {
+    pub fn deletion(
+        &self,
+        package: &str,
+        version: Option<&str>,
+        content: Option<&ContentId>,
+    ) -> Option<&Tombstone> {
         self.tombstones.iter().find(|t| match &t.target {
             Target::Package { package: p } => p == package,
             Target::Version {
@@ -294,27 +299,27 @@ pub enum Rejection {
         package: PackageName,
     },
     /// The network requires an SPDX license and the release has none.
-    #[error("{package}@{version} has no license, and this network requires a valid SPDX expression (publish with --license, e.g. --license Apache-2.0)")]
+    #[error(
+        "{release} has no license, and this network requires a valid SPDX expression (publish with --license, e.g. --license Apache-2.0)"
+    )]
     LicenseRequired {
-        /// Package.
-        package: PackageName,
-        /// Version.
-        version: Version,
+        /// `package@version`.
+        release: String,
     },
     /// The license is not a valid SPDX expression.
-    #[error("{package}@{version}: license `{license}` is not a valid SPDX expression: {why}")]
+    #[error("{release}: license `{license}` is not a valid SPDX expression: {why}")]
     InvalidLicense {
-        /// Package.
-        package: PackageName,
-        /// Version.
-        version: Version,
+        /// `package@version`.
+        release: String,
         /// The license text.
         license: String,
         /// The parser's complaint.
         why: String,
     },
     /// The log is forked: nothing but a resolution is accepted.
-    #[error("`{log}` is forked at seq {seq} (conflicting signed records): an owner must resolve it first")]
+    #[error(
+        "`{log}` is forked at seq {seq} (conflicting signed records): an owner must resolve it first"
+    )]
     Forked {
         /// Log.
         log: String,
@@ -418,7 +423,6 @@ pub(crate) fn check_common(
     }
     Ok(())
 }
-
 
 /// A non-empty, bounded key list as a set.
 pub(crate) fn check_keys(keys: &[PublicKey]) -> Result<BTreeSet<PublicKey>, Rejection> {

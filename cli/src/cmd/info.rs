@@ -34,7 +34,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
             s(&v["head"]["id"])
         );
         if let Some(d) = v.get("deleted").filter(|d| !d.is_null()) {
-            out.push_str(&format!("\nDELETED by the network operator: {}", s(&d["reason"])));
+            out.push_str(&format!(
+                "\nDELETED by the network operator: {}",
+                s(&d["reason"])
+            ));
         }
         if let Some(f) = v.get("forked").filter(|f| !f.is_null()) {
             out.push_str(&format!(
@@ -47,14 +50,23 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
             out.push_str(&format!(
                 "\ngrant: {} may {} (record {})",
                 s(&gr["key"]),
-                gr["perms"].as_array().into_iter().flatten().map(s).collect::<Vec<_>>().join(", "),
+                gr["perms"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 s(&gr["record"])
             ));
         }
         for r in v["versions"].as_array().into_iter().flatten() {
             let mut flags = String::new();
             if let Some(y) = r.get("yanked").filter(|y| !y.is_null()) {
-                flags.push_str(&format!("  [yanked: {}]", y["reason"].as_str().unwrap_or("no reason given")));
+                flags.push_str(&format!(
+                    "  [yanked: {}]",
+                    y["reason"].as_str().unwrap_or("no reason given")
+                ));
             }
             if let Some(d) = r.get("deleted").filter(|d| !d.is_null()) {
                 flags.push_str(&format!("  [deleted: {}]", s(&d["reason"])));
@@ -64,7 +76,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 s(&r["version"]),
                 human_size(r["size"].as_u64().unwrap_or(0)),
                 s(&r["cid"]),
-                r["license"].as_str().map(|l| format!("  {l}")).unwrap_or_default(),
+                r["license"]
+                    .as_str()
+                    .map(|l| format!("  {l}"))
+                    .unwrap_or_default(),
                 flags
             ));
             out.push_str(&format!(
@@ -76,7 +91,11 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 out.push_str(&format!("\n      {d}"));
             }
             for at in r["attestations"].as_array().into_iter().flatten() {
-                out.push_str(&format!("\n      attested by {}: {}", s(&at["key"]), s(&at["claim"])));
+                out.push_str(&format!(
+                    "\n      attested by {}: {}",
+                    s(&at["key"]),
+                    s(&at["claim"])
+                ));
             }
         }
         out

@@ -40,8 +40,12 @@ pub enum NamespaceCommand {
 /// Runs `ferry namespace …`.
 pub async fn run(g: &Global, c: NamespaceCommand) -> Result<()> {
     match c {
-        NamespaceCommand::Grant { namespace, key } => crate::cmd::trust::namespace_owner(g, namespace, key, true).await,
-        NamespaceCommand::Revoke { namespace, key } => crate::cmd::trust::namespace_owner(g, namespace, key, false).await,
+        NamespaceCommand::Grant { namespace, key } => {
+            crate::cmd::trust::namespace_owner(g, namespace, key, true).await
+        }
+        NamespaceCommand::Revoke { namespace, key } => {
+            crate::cmd::trust::namespace_owner(g, namespace, key, false).await
+        }
         NamespaceCommand::Define { namespace, owners } => {
             let client = Client::new(&g.data_dir)?;
             let body = json!({

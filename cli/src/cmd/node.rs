@@ -1,6 +1,7 @@
 //! `ferry node`: run the daemon, or show a running one.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -29,6 +30,9 @@ pub enum NodeCommand {
         /// (as `ferry init --new-network` would).
         #[arg(long)]
         init: bool,
+        /// Seconds a download may make no progress before fetches of it fail.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        fetch_timeout: u64,
     },
     /// Show the running node: network, peer id, addresses, peers, packages.
     Status,
@@ -42,11 +46,19 @@ pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
             api,
             bootstrap,
             init,
+            fetch_timeout,
         } => {
             if init {
                 init_if_needed(g)?;
             }
-            start(g, listen, api, bootstrap).await
+            start(
+                g,
+                listen,
+                api,
+                bootstrap,
+                Duration::from_secs(fetch_timeout),
+            )
+            .await
         }
         NodeCommand::Status => status(g).await,
     }
@@ -67,6 +79,7 @@ async fn start(
     listen: Vec<Multiaddr>,
     api: SocketAddr,
     bootstrap: Vec<Multiaddr>,
+    fetch_timeout: Duration,
 ) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
@@ -81,6 +94,7 @@ async fn start(
     }
     cfg.api = api;
     cfg.bootstrap = bootstrap;
+    cfg.fetch_timeout = fetch_timeout;
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

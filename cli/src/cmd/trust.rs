@@ -16,12 +16,21 @@ use crate::output::emit;
 pub async fn append(g: &Global, log: &str, body: Body, what: &str) -> Result<()> {
     let client = Client::new(&g.data_dir)?;
     let v: serde_json::Value = client
-        .send(client.request(Method::POST, "/v1/records").json(&json!({ "log": log, "body": body })))
+        .send(
+            client
+                .request(Method::POST, "/v1/records")
+                .json(&json!({ "log": log, "body": body })),
+        )
         .await
         .with_context(|| what.to_string())?
         .json()
         .await?;
-    emit(g.json, &v, |v| format!("{what}: done (record {})", v["record"].as_str().unwrap_or("")))
+    emit(g.json, &v, |v| {
+        format!(
+            "{what}: done (record {})",
+            v["record"].as_str().unwrap_or("")
+        )
+    })
 }
 
 /// `NS:NAME@VERSION`, split.
@@ -40,8 +49,11 @@ impl std::str::FromStr for PackageVersion {
             .split_once('@')
             .ok_or_else(|| format!("`{s}` needs a version: NS:NAME@X.Y.Z"))?;
         Ok(Self {
-            package: p.parse().map_err(|e: ferry_protocol::name::NameError| e.to_string())?,
-            version: semver::Version::parse(v).map_err(|_| format!("`{v}` is not a semver version"))?,
+            package: p
+                .parse()
+                .map_err(|e: ferry_protocol::name::NameError| e.to_string())?,
+            version: semver::Version::parse(v)
+                .map_err(|_| format!("`{v}` is not a semver version"))?,
         })
     }
 }
@@ -68,12 +80,29 @@ fn parse_perm(s: &str) -> Result<Perm, String> {
 
 /// Runs `ferry grant`.
 pub async fn grant(g: &Global, a: GrantArgs) -> Result<()> {
-    let what = format!("granting {} on {} to {}", perms_text(&a.perms), a.package, a.key);
-    append(g, &a.package.to_string(), Body::Grant { key: a.key, perms: a.perms }, &what).await
+    let what = format!(
+        "granting {} on {} to {}",
+        perms_text(&a.perms),
+        a.package,
+        a.key
+    );
+    append(
+        g,
+        &a.package.to_string(),
+        Body::Grant {
+            key: a.key,
+            perms: a.perms,
+        },
+        &what,
+    )
+    .await
 }
 
 fn perms_text(p: &[Perm]) -> String {
-    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("+")
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// Arguments of `ferry revoke`.
@@ -88,7 +117,13 @@ pub struct RevokeArgs {
 /// Runs `ferry revoke`.
 pub async fn revoke(g: &Global, a: RevokeArgs) -> Result<()> {
     let what = format!("revoking {} on {}", a.key, a.package);
-    append(g, &a.package.to_string(), Body::Revoke { key: a.key }, &what).await
+    append(
+        g,
+        &a.package.to_string(),
+        Body::Revoke { key: a.key },
+        &what,
+    )
+    .await
 }
 
 /// Arguments of `ferry yank`.
@@ -145,16 +180,29 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
             version: pv.version.to_string(),
         }
     } else if let Ok(p) = a.target.parse::<PackageName>() {
-        Target::Package { package: p.to_string() }
+        Target::Package {
+            package: p.to_string(),
+        }
     } else {
-        let content: ContentId = a
-            .target
-            .parse()
-            .with_context(|| format!("`{}` is neither NS:NAME[@VERSION] nor a content id", a.target))?;
+        let content: ContentId = a.target.parse().with_context(|| {
+            format!(
+                "`{}` is neither NS:NAME[@VERSION] nor a content id",
+                a.target
+            )
+        })?;
         Target::Content { content }
     };
     let what = format!("deleting {target}");
-    append(g, "operator", Body::Delete { target, reason: a.reason }, &what).await
+    append(
+        g,
+        "operator",
+        Body::Delete {
+            target,
+            reason: a.reason,
+        },
+        &what,
+    )
+    .await
 }
 
 /// Arguments of `ferry attest`.
@@ -181,8 +229,10 @@ pub async fn attest(g: &Global, a: AttestArgs) -> Result<()> {
     let release: RecordId = r["record"].as_str().unwrap_or("").parse()?;
     let data = match &a.data {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            serde_json::from_str::<serde_json::Value>(&text).with_context(|| format!("{} is not JSON", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str::<serde_json::Value>(&text)
+                .with_context(|| format!("{} is not JSON", p.display()))?;
             Some(text)
         }
         None => None,
@@ -245,8 +295,24 @@ pub enum OperatorCommand {
 /// Runs `ferry operator …`.
 pub async fn operator(g: &Global, c: OperatorCommand) -> Result<()> {
     match c {
-        OperatorCommand::Grant { key } => append(g, "operator", Body::GrantOperator { key }, &format!("granting operator to {key}")).await,
-        OperatorCommand::Revoke { key } => append(g, "operator", Body::RevokeOperator { key }, &format!("revoking operator {key}")).await,
+        OperatorCommand::Grant { key } => {
+            append(
+                g,
+                "operator",
+                Body::GrantOperator { key },
+                &format!("granting operator to {key}"),
+            )
+            .await
+        }
+        OperatorCommand::Revoke { key } => {
+            append(
+                g,
+                "operator",
+                Body::RevokeOperator { key },
+                &format!("revoking operator {key}"),
+            )
+            .await
+        }
     }
 }
 
@@ -254,12 +320,18 @@ pub async fn operator(g: &Global, c: OperatorCommand) -> Result<()> {
 pub async fn namespace_owner(g: &Global, ns: Namespace, key: PublicKey, grant: bool) -> Result<()> {
     let (body, what) = if grant {
         (
-            Body::GrantNamespace { namespace: ns.to_string(), key },
+            Body::GrantNamespace {
+                namespace: ns.to_string(),
+                key,
+            },
             format!("granting namespace {ns} to {key}"),
         )
     } else {
         (
-            Body::RevokeNamespace { namespace: ns.to_string(), key },
+            Body::RevokeNamespace {
+                namespace: ns.to_string(),
+                key,
+            },
             format!("revoking {key} from namespace {ns}"),
         )
     };
@@ -307,7 +379,12 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
         .json()
         .await?;
     emit(g.json, &v, |v| {
-        let mut out = format!("{}: {} ({})", a.file.display(), v["cid"].as_str().unwrap_or(""), v["sha256"].as_str().unwrap_or(""));
+        let mut out = format!(
+            "{}: {} ({})",
+            a.file.display(),
+            v["cid"].as_str().unwrap_or(""),
+            v["sha256"].as_str().unwrap_or("")
+        );
         for r in v["releases"].as_array().into_iter().flatten() {
             out.push_str(&format!(
                 "\n  {}@{} signed by {} (authorized by record {})",
@@ -317,13 +394,23 @@ pub async fn verify(g: &Global, a: VerifyArgs) -> Result<()> {
                 r["authority"].as_str().unwrap_or("?"),
             ));
             if let Some(y) = r.get("yanked").filter(|y| !y.is_null()) {
-                out.push_str(&format!("\n    yanked: {}", y["reason"].as_str().unwrap_or("no reason given")));
+                out.push_str(&format!(
+                    "\n    yanked: {}",
+                    y["reason"].as_str().unwrap_or("no reason given")
+                ));
             }
             if let Some(d) = r.get("deleted").filter(|d| !d.is_null()) {
-                out.push_str(&format!("\n    DELETED by the operator: {}", d["reason"].as_str().unwrap_or("")));
+                out.push_str(&format!(
+                    "\n    DELETED by the operator: {}",
+                    d["reason"].as_str().unwrap_or("")
+                ));
             }
             for at in r["attestations"].as_array().into_iter().flatten() {
-                out.push_str(&format!("\n    attested by {}: {}", at["key"].as_str().unwrap_or(""), at["claim"].as_str().unwrap_or("")));
+                out.push_str(&format!(
+                    "\n    attested by {}: {}",
+                    at["key"].as_str().unwrap_or(""),
+                    at["claim"].as_str().unwrap_or("")
+                ));
             }
         }
         out

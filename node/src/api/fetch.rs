@@ -12,7 +12,10 @@ use super::read::{SpecQuery, required_key};
 use super::view::{VersionViewWithName, content_deleted, resolve_spec};
 use super::{ApiError, AppState, bad, blocking, gone, not_found};
 
-pub(super) async fn fetch(State(s): State<AppState>, Json(q): Json<SpecQuery>) -> Result<Json<VersionViewWithName>, ApiError> {
+pub(super) async fn fetch(
+    State(s): State<AppState>,
+    Json(q): Json<SpecQuery>,
+) -> Result<Json<VersionViewWithName>, ApiError> {
     let shared = s.shared.clone();
     let key = required_key(&q)?;
     let (entry, view) = blocking(move || resolve_spec(&shared, &q.spec, key.as_ref())).await?;
@@ -20,30 +23,42 @@ pub(super) async fn fetch(State(s): State<AppState>, Json(q): Json<SpecQuery>) -
     Ok(Json(view))
 }
 
-pub(super) async fn progress(State(s): State<AppState>, Path(cid): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn progress(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id: ContentId = cid.parse().map_err(bad)?;
     if s.shared.blobs.has(&id) {
         let size = s.shared.blobs.size(&id).unwrap_or(0);
-        return Ok(Json(json!({ "done": size, "total": size, "complete": true })));
+        return Ok(Json(
+            json!({ "done": size, "total": size, "complete": true }),
+        ));
     }
     let (done, total) = s
         .shared
         .progress(&id)
         .ok_or_else(|| not_found(format!("no download of {id} is running")))?;
-    Ok(Json(json!({ "done": done, "total": total, "complete": false })))
+    Ok(Json(
+        json!({ "done": done, "total": total, "complete": false }),
+    ))
 }
 
-pub(super) async fn blob(State(s): State<AppState>, Path(cid): Path<String>) -> Result<Response, ApiError> {
+pub(super) async fn blob(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Response, ApiError> {
     let id: ContentId = cid.parse().map_err(bad)?;
     let shared = s.shared.clone();
     if let Some(reason) = blocking(move || content_deleted(&shared, &id)).await? {
-        return Err(gone(format!("{id} was deleted by the network operator: {reason}")));
+        return Err(gone(format!(
+            "{id} was deleted by the network operator: {reason}"
+        )));
     }
-    let path = s
-        .shared
-        .blobs
-        .path(&id)
-        .ok_or_else(|| not_found(format!("blob {id} is not stored on this node: fetch it first")))?;
+    let path = s.shared.blobs.path(&id).ok_or_else(|| {
+        not_found(format!(
+            "blob {id} is not stored on this node: fetch it first"
+        ))
+    })?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| not_found(format!("{}: {e}", path.display())))?;

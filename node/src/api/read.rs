@@ -13,7 +13,8 @@ use super::{ApiError, AppState, bad, blocking, not_found};
 pub(super) async fn status(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let peers = s.node.peers().await;
     let idx = s.shared.index.clone();
-    let (packages, operator) = blocking(move || Ok((idx.packages()?.len(), idx.operator_state()?))).await?;
+    let (packages, operator) =
+        blocking(move || Ok((idx.packages()?.len(), idx.operator_state()?))).await?;
     Ok(Json(json!({
         "network": s.shared.index.network().to_string(),
         "peer_id": s.shared.peer_id,
@@ -33,7 +34,10 @@ pub(super) async fn key(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "publisher": s.shared.publisher.to_string() }))
 }
 
-pub(super) async fn info(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn info(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let pkg: PackageName = name.parse().map_err(bad)?;
     let shared = s.shared.clone();
     blocking(move || {
@@ -77,7 +81,10 @@ pub(super) struct SearchQuery {
     limit: Option<usize>,
 }
 
-pub(super) async fn search(State(s): State<AppState>, Query(q): Query<SearchQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn search(
+    State(s): State<AppState>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let idx = s.shared.index.clone();
     let limit = q.limit.unwrap_or(50).min(1000);
     let hits = blocking(move || {
@@ -86,7 +93,10 @@ pub(super) async fn search(State(s): State<AppState>, Query(q): Query<SearchQuer
         // Deleted packages are not indexed for anyone.
         Ok(hits
             .into_iter()
-            .filter(|h| op.as_ref().is_none_or(|o| o.deletion(&h.package, None, None).is_none()))
+            .filter(|h| {
+                op.as_ref()
+                    .is_none_or(|o| o.deletion(&h.package, None, None).is_none())
+            })
             .collect::<Vec<_>>())
     })
     .await?;
@@ -100,17 +110,26 @@ pub(super) struct SpecQuery {
 }
 
 pub(super) fn required_key(q: &SpecQuery) -> Result<Option<PublicKey>, ApiError> {
-    q.require_attestation.as_deref().map(|k| k.parse().map_err(bad)).transpose()
+    q.require_attestation
+        .as_deref()
+        .map(|k| k.parse().map_err(bad))
+        .transpose()
 }
 
-pub(super) async fn resolve(State(s): State<AppState>, Query(q): Query<SpecQuery>) -> Result<Json<VersionViewWithName>, ApiError> {
+pub(super) async fn resolve(
+    State(s): State<AppState>,
+    Query(q): Query<SpecQuery>,
+) -> Result<Json<VersionViewWithName>, ApiError> {
     let shared = s.shared.clone();
     let key = required_key(&q)?;
     let (_, view) = blocking(move || resolve_spec(&shared, &q.spec, key.as_ref())).await?;
     Ok(Json(view))
 }
 
-pub(super) async fn record(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn record(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let id: RecordId = id.parse().map_err(bad)?;
     let idx = s.shared.index.clone();
     blocking(move || {
@@ -122,7 +141,8 @@ pub(super) async fn record(State(s): State<AppState>, Path(id): Path<String>) ->
                 true,
             ),
         };
-        let rec = SignedRecord::decode(&bytes).map_err(|e| bad(format!("stored record {id}: {e}")))?;
+        let rec =
+            SignedRecord::decode(&bytes).map_err(|e| bad(format!("stored record {id}: {e}")))?;
         Ok(Json(json!({
             "id": id.to_string(),
             "log": rec.record.log,
@@ -143,7 +163,10 @@ pub(super) struct HeadsQuery {
     after: Option<String>,
 }
 
-pub(super) async fn heads(State(s): State<AppState>, Query(q): Query<HeadsQuery>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn heads(
+    State(s): State<AppState>,
+    Query(q): Query<HeadsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let idx = s.shared.index.clone();
     blocking(move || {
         let (heads, more) = idx.heads(q.after.as_deref(), 10_000)?;
@@ -157,7 +180,10 @@ pub(super) async fn heads(State(s): State<AppState>, Query(q): Query<HeadsQuery>
     .await
 }
 
-pub(super) async fn verify(State(s): State<AppState>, bytes: Bytes) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn verify(
+    State(s): State<AppState>,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let shared = s.shared.clone();
     blocking(move || {
         let cid = ContentId::of(&bytes);

@@ -87,7 +87,13 @@ pub fn release_view(
 ) -> Result<ReleaseView, ApiError> {
     let vs = pkg.and_then(|p| p.versions.get(&e.version));
     let deleted = op
-        .and_then(|o| o.deletion(&e.package.to_string(), Some(&e.version.to_string()), Some(&e.content)))
+        .and_then(|o| {
+            o.deletion(
+                &e.package.to_string(),
+                Some(&e.version.to_string()),
+                Some(&e.content),
+            )
+        })
         .map(|t| Notice {
             reason: Some(t.reason.clone()),
             record: t.record.to_string(),
@@ -138,7 +144,9 @@ pub fn resolve_spec(
             let pkg = shared.index.package_state(&name)?;
             let releases = shared.index.releases(&name)?;
             if releases.is_empty() {
-                return Err(not_found(format!("package {name} is not known to this node")));
+                return Err(not_found(format!(
+                    "package {name} is not known to this node"
+                )));
             }
             let views = releases
                 .iter()
@@ -150,7 +158,9 @@ pub fn resolve_spec(
                     .iter()
                     .zip(&views)
                     .enumerate()
-                    .filter(|(_, (r, v))| v.yanked.is_none() && v.deleted.is_none() && want.matches(&r.version))
+                    .filter(|(_, (r, v))| {
+                        v.yanked.is_none() && v.deleted.is_none() && want.matches(&r.version)
+                    })
                     .max_by(|a, b| a.1.0.version.cmp(&b.1.0.version))
                     .map(|(i, _)| i),
             };
@@ -211,7 +221,10 @@ pub fn resolve_spec(
     {
         return Err(ApiError(
             axum::http::StatusCode::PRECONDITION_FAILED,
-            format!("{}@{} has no attestation from {key}", entry.package, entry.version),
+            format!(
+                "{}@{} has no attestation from {key}",
+                entry.package, entry.version
+            ),
         ));
     }
     let view = VersionViewWithName {
@@ -230,7 +243,11 @@ pub fn content_deleted(shared: &Shared, id: &ContentId) -> Result<Option<String>
         return Ok(Some(t.reason.clone()));
     }
     for r in shared.index.releases_by_content(id)? {
-        if let Some(t) = op.deletion(&r.package.to_string(), Some(&r.version.to_string()), Some(id)) {
+        if let Some(t) = op.deletion(
+            &r.package.to_string(),
+            Some(&r.version.to_string()),
+            Some(id),
+        ) {
             return Ok(Some(t.reason.clone()));
         }
     }

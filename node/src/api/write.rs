@@ -29,13 +29,18 @@ pub(super) async fn publish(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_token(&s, &headers)?;
     let package: PackageName = q.package.parse().map_err(bad)?;
-    let version = semver::Version::parse(&q.version)
-        .map_err(|_| bad(format!("`{}` is not a semver version (expected e.g. 1.2.3)", q.version)))?;
+    let version = semver::Version::parse(&q.version).map_err(|_| {
+        bad(format!(
+            "`{}` is not a semver version (expected e.g. 1.2.3)",
+            q.version
+        ))
+    })?;
     let blobs = s.shared.blobs.clone();
     // Check, hash and store off the async threads: validating a large component takes
     // milliseconds to seconds.
     let (checked, content, chunks, existed, metadata_license) = blocking(move || {
-        let checked = component::check(&bytes).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        let checked = component::check(&bytes)
+            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
         let content = ContentId::of(&bytes);
         let existed = blobs.has(&content);
         let chunks = chunk::digests(&bytes, chunk::CHUNK_SIZE);
@@ -128,5 +133,7 @@ pub(super) async fn append(
     check_token(&s, &headers)?;
     let kind = b.body.kind();
     let id = s.node.append(b.log.clone(), b.body).await?;
-    Ok(Json(json!({ "record": id.to_string(), "kind": kind, "log": b.log })))
+    Ok(Json(
+        json!({ "record": id.to_string(), "kind": kind, "log": b.log }),
+    ))
 }

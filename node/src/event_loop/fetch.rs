@@ -27,8 +27,9 @@ use crate::swarm;
 const PER_PEER_WINDOW: usize = 4;
 /// Chunk requests outstanding per download.
 const DOWNLOAD_WINDOW: usize = 16;
-/// A download with no progress for this long fails its waiters.
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// A download with no progress for this long fails its waiters (default of
+/// `ferry node start --fetch-timeout`).
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Minimum time between two provider queries of one download.
 const REQUERY: Duration = Duration::from_secs(3);
 /// Failed requests after which a provider is dropped from a download.
@@ -198,11 +199,19 @@ impl EventLoop {
                 continue;
             };
             d.waiters.retain(|w| !w.is_closed());
-            if now.duration_since(d.last_progress) > STALL_TIMEOUT && !d.waiters.is_empty() {
-                for w in d.waiters.drain(..) {
+            if now.duration_since(d.last_progress) > self.stall_timeout {
+                // Give up: tell the waiters and stop retrying. The verified chunks stay
+                // in the partial file, so a later fetch resumes from them.
+                tracing::info!(target: "ferry::fetch", %id, "no provider made progress for {:?}: giving up for now", self.stall_timeout);
+                let waiters = std::mem::take(&mut d.waiters);
+                self.downloads.remove(&id);
+                self.shared.clear_progress(&id);
+                let _ = self.index.remove_pending(&id);
+                self.blob_requests.retain(|_, (c, _, _)| *c != id);
+                for w in waiters {
                     let _ = w.send(Err(FetchError::NoProvider(id)));
                 }
-                d.last_progress = now;
+                continue;
             }
             let idle = d.in_flight == 0;
             let need_query = idle && d.last_query.is_none_or(|t| now.duration_since(t) > REQUERY);
@@ -396,8 +405,12 @@ impl EventLoop {
         }
         let releases = self.index.releases_by_content(id).ok()?;
         releases.iter().find_map(|r| {
-            op.deletion(&r.package.to_string(), Some(&r.version.to_string()), Some(id))
-                .map(|t| t.reason.clone())
+            op.deletion(
+                &r.package.to_string(),
+                Some(&r.version.to_string()),
+                Some(id),
+            )
+            .map(|t| t.reason.clone())
         })
     }
 

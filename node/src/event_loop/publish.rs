@@ -2,7 +2,9 @@
 //! a remote record would be validated, store them, then announce them.
 
 use ferry_protocol::log;
-use ferry_protocol::record::{ATTEST_LOG_PREFIX, Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release, attest_log};
+use ferry_protocol::record::{
+    ATTEST_LOG_PREFIX, Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release, attest_log,
+};
 use ferry_protocol::{Namespace, PublicKey, SignedRecord, chunk};
 use serde_bytes::ByteBuf;
 
@@ -128,7 +130,11 @@ impl EventLoop {
 
 impl EventLoop {
     /// Signs `body` and appends it to `log` (attestations go to our attester log).
-    pub(super) fn append(&mut self, log: String, body: Body) -> Result<ferry_protocol::RecordId, WriteError> {
+    pub(super) fn append(
+        &mut self,
+        log: String,
+        body: Body,
+    ) -> Result<ferry_protocol::RecordId, WriteError> {
         let now = now_ms();
         let (log, topic) = match &body {
             Body::OperatorInit { .. } | Body::PackageInit { .. } | Body::Release(_) => {
@@ -138,8 +144,14 @@ impl EventLoop {
                 )));
             }
             Body::Attest(a) => {
-                let pkg: ferry_protocol::PackageName = a.package.parse().map_err(ferry_protocol::log::Rejection::from)?;
-                (attest_log(&self.key.public()), swarm::namespace_topic(&self.network, pkg.namespace()))
+                let pkg: ferry_protocol::PackageName = a
+                    .package
+                    .parse()
+                    .map_err(ferry_protocol::log::Rejection::from)?;
+                (
+                    attest_log(&self.key.public()),
+                    swarm::namespace_topic(&self.network, pkg.namespace()),
+                )
             }
             Body::DefineNamespace { .. }
             | Body::GrantOperator { .. }
@@ -147,9 +159,13 @@ impl EventLoop {
             | Body::GrantNamespace { .. }
             | Body::RevokeNamespace { .. }
             | Body::SetPolicy { .. }
-            | Body::Delete { .. } => (OPERATOR_LOG.to_string(), swarm::operator_topic(&self.network)),
+            | Body::Delete { .. } => (
+                OPERATOR_LOG.to_string(),
+                swarm::operator_topic(&self.network),
+            ),
             _ => {
-                let pkg: ferry_protocol::PackageName = log.parse().map_err(ferry_protocol::log::Rejection::from)?;
+                let pkg: ferry_protocol::PackageName =
+                    log.parse().map_err(ferry_protocol::log::Rejection::from)?;
                 (log, swarm::namespace_topic(&self.network, pkg.namespace()))
             }
         };

@@ -215,7 +215,10 @@ impl EventLoop {
                             if !benign {
                                 tracing::info!(target: "ferry::sync", %peer, %log, seq = from_seq + i as u64, "peer sent an invalid record");
                                 self.penalize(&peer);
-                            } else if i == 0 && from_seq > 0 && self.sync.rewound.insert((peer, log.clone())) {
+                            } else if i == 0
+                                && from_seq > 0
+                                && self.sync.rewound.insert((peer, log.clone()))
+                            {
                                 // Its first record does not follow our head: the peer
                                 // holds a different record before it. Fetch that one
                                 // too, so the fork shows.

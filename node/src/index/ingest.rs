@@ -13,15 +13,16 @@ use ferry_protocol::{ContentId, PackageName, RecordId, SignedRecord};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::{
-    ATTESTATIONS, Applied, BY_CONTENT, EVIDENCE, Effect, Index, IndexError, IngestError, LOG_SEQ, LOG_STATE,
-    RECORDS, RELEASES, ReleaseEntry, TOKENS, cbor, search, uncbor,
+    ATTESTATIONS, Applied, BY_CONTENT, EVIDENCE, Effect, Index, IndexError, IngestError, LOG_SEQ,
+    LOG_STATE, RECORDS, RELEASES, ReleaseEntry, TOKENS, cbor, search, uncbor,
 };
 
 /// Per-record state snapshots kept per package log: a fork deeper than this is rewound
 /// by replaying the log instead.
 const SNAPSHOTS_KEPT: u64 = 32;
 
-pub(super) const SNAPSHOTS: redb::TableDefinition<(&str, u64), &[u8]> = redb::TableDefinition::new("log_snapshot_v1");
+pub(super) const SNAPSHOTS: redb::TableDefinition<(&str, u64), &[u8]> =
+    redb::TableDefinition::new("log_snapshot_v1");
 
 fn st<E: Into<redb::Error>>(e: E) -> IngestError {
     IngestError::Index(IndexError::Storage(e.into().to_string()))
@@ -39,10 +40,25 @@ impl Index {
         Ok(out)
     }
 
-    fn ingest_in(&self, tx: &WriteTransaction, rec: &SignedRecord, now: u64) -> Result<Applied, IngestError> {
+    fn ingest_in(
+        &self,
+        tx: &WriteTransaction,
+        rec: &SignedRecord,
+        now: u64,
+    ) -> Result<Applied, IngestError> {
         let key = rec.id.digest().as_slice();
-        if tx.open_table(RECORDS).map_err(st)?.get(key).map_err(st)?.is_some()
-            || tx.open_table(EVIDENCE).map_err(st)?.get(key).map_err(st)?.is_some()
+        if tx
+            .open_table(RECORDS)
+            .map_err(st)?
+            .get(key)
+            .map_err(st)?
+            .is_some()
+            || tx
+                .open_table(EVIDENCE)
+                .map_err(st)?
+                .get(key)
+                .map_err(st)?
+                .is_some()
         {
             return Ok(Applied::Duplicate);
         }
@@ -113,9 +129,10 @@ impl Index {
             Ok(next) => {
                 append(tx, rec, &next)?;
                 let effect = match &rec.record.body {
-                    Body::DefineNamespace { namespace, .. } => {
-                        namespace.parse().map(Effect::Namespace).unwrap_or(Effect::None)
-                    }
+                    Body::DefineNamespace { namespace, .. } => namespace
+                        .parse()
+                        .map(Effect::Namespace)
+                        .unwrap_or(Effect::None),
                     Body::Delete { .. } => match next.tombstones.last() {
                         Some(t) => Effect::Deleted {
                             contents: deleted_contents(tx, &t.target)?,
@@ -156,7 +173,12 @@ impl Index {
         }
     }
 
-    fn ingest_attest(&self, tx: &WriteTransaction, rec: &SignedRecord, now: u64) -> Result<Applied, IngestError> {
+    fn ingest_attest(
+        &self,
+        tx: &WriteTransaction,
+        rec: &SignedRecord,
+        now: u64,
+    ) -> Result<Applied, IngestError> {
         let Body::Attest(a) = &rec.record.body else {
             return Err(Rejection::Misplaced {
                 body: rec.record.body.kind(),
@@ -214,7 +236,10 @@ impl Index {
             let seqs = tx.open_table(LOG_SEQ).map_err(st)?;
             let recs = tx.open_table(RECORDS).map_err(st)?;
             let mut out = Vec::new();
-            for item in seqs.range((log.as_str(), seq)..=(log.as_str(), u64::MAX)).map_err(st)? {
+            for item in seqs
+                .range((log.as_str(), seq)..=(log.as_str(), u64::MAX))
+                .map_err(st)?
+            {
                 let (k, id) = item.map_err(st)?;
                 if let Some(b) = recs.get(id.value()).map_err(st)? {
                     out.push((k.value().1, b.value().to_vec()));
@@ -230,7 +255,8 @@ impl Index {
                 let id = RecordId::of(bytes);
                 seqs.remove((log.as_str(), *s)).map_err(st)?;
                 recs.remove(id.digest().as_slice()).map_err(st)?;
-                ev.insert(id.digest().as_slice(), bytes.as_slice()).map_err(st)?;
+                ev.insert(id.digest().as_slice(), bytes.as_slice())
+                    .map_err(st)?;
             }
         }
         put_evidence(tx, rec)?;
@@ -267,7 +293,12 @@ impl Index {
         log: &str,
         seq: u64,
     ) -> Result<Option<PackageState>, IngestError> {
-        if let Some(v) = tx.open_table(SNAPSHOTS).map_err(st)?.get((log, seq - 1)).map_err(st)? {
+        if let Some(v) = tx
+            .open_table(SNAPSHOTS)
+            .map_err(st)?
+            .get((log, seq - 1))
+            .map_err(st)?
+        {
             return Ok(Some(uncbor(v.value())?));
         }
         tracing::warn!(target: "ferry::log", %log, seq, "fork deeper than the snapshots kept: replaying the log");
@@ -276,8 +307,12 @@ impl Index {
         let mut state: Option<PackageState> = None;
         for item in seqs.range((log, 0)..(log, seq)).map_err(st)? {
             let (_, id) = item.map_err(st)?;
-            let Some(b) = recs.get(id.value()).map_err(st)? else { continue };
-            let Ok(r) = SignedRecord::decode(b.value()) else { continue };
+            let Some(b) = recs.get(id.value()).map_err(st)? else {
+                continue;
+            };
+            let Ok(r) = SignedRecord::decode(b.value()) else {
+                continue;
+            };
             // Records were valid when applied; a later revocation may refuse them now,
             // in which case the state stays at the last record that still applies.
             match log::apply_package(op, state.as_ref(), &r, u64::MAX / 2) {
@@ -326,16 +361,29 @@ impl Index {
 }
 
 fn normalize_version(v: &str) -> String {
-    semver::Version::parse(v).map(|v| v.to_string()).unwrap_or_else(|_| v.to_string())
+    semver::Version::parse(v)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| v.to_string())
 }
 
-fn load<T: for<'de> serde::Deserialize<'de>>(tx: &WriteTransaction, log: &str) -> Result<Option<T>, IngestError> {
+fn load<T: for<'de> serde::Deserialize<'de>>(
+    tx: &WriteTransaction,
+    log: &str,
+) -> Result<Option<T>, IngestError> {
     let t = tx.open_table(LOG_STATE).map_err(st)?;
-    let v = t.get(log).map_err(st)?.map(|v| uncbor(v.value())).transpose()?;
+    let v = t
+        .get(log)
+        .map_err(st)?
+        .map(|v| uncbor(v.value()))
+        .transpose()?;
     Ok(v)
 }
 
-fn store_state<T: serde::Serialize>(tx: &WriteTransaction, log: &str, state: &T) -> Result<(), IngestError> {
+fn store_state<T: serde::Serialize>(
+    tx: &WriteTransaction,
+    log: &str,
+    state: &T,
+) -> Result<(), IngestError> {
     tx.open_table(LOG_STATE)
         .map_err(st)?
         .insert(log, cbor(state).as_slice())
@@ -343,7 +391,11 @@ fn store_state<T: serde::Serialize>(tx: &WriteTransaction, log: &str, state: &T)
     Ok(())
 }
 
-fn append<T: serde::Serialize>(tx: &WriteTransaction, rec: &SignedRecord, state: &T) -> Result<(), IngestError> {
+fn append<T: serde::Serialize>(
+    tx: &WriteTransaction,
+    rec: &SignedRecord,
+    state: &T,
+) -> Result<(), IngestError> {
     let r = &rec.record;
     tx.open_table(RECORDS)
         .map_err(st)?
@@ -356,7 +408,12 @@ fn append<T: serde::Serialize>(tx: &WriteTransaction, rec: &SignedRecord, state:
     store_state(tx, &r.log, state)
 }
 
-fn snapshot(tx: &WriteTransaction, log: &str, seq: u64, state: &PackageState) -> Result<(), IngestError> {
+fn snapshot(
+    tx: &WriteTransaction,
+    log: &str,
+    seq: u64,
+    state: &PackageState,
+) -> Result<(), IngestError> {
     let mut t = tx.open_table(SNAPSHOTS).map_err(st)?;
     t.insert((log, seq), cbor(state).as_slice()).map_err(st)?;
     if seq >= SNAPSHOTS_KEPT {
@@ -386,7 +443,9 @@ fn id_at(tx: &WriteTransaction, log: &str, seq: u64) -> Result<Option<RecordId>,
 /// Adds a release's index entries.
 fn index_release(tx: &WriteTransaction, rec: &SignedRecord) -> Result<ReleaseEntry, IngestError> {
     let Body::Release(rel) = &rec.record.body else {
-        return Err(IngestError::Index(IndexError::Corrupt("not a release".into())));
+        return Err(IngestError::Index(IndexError::Corrupt(
+            "not a release".into(),
+        )));
     };
     let e = ReleaseEntry {
         package: rec.record.log.parse().map_err(Rejection::from)?,
@@ -425,7 +484,10 @@ fn reindex_package(tx: &WriteTransaction, state: &PackageState) -> Result<(), In
     let all: Vec<ReleaseEntry> = {
         let t = tx.open_table(RELEASES).map_err(st)?;
         let mut out = Vec::new();
-        for item in t.range((pkg.as_str(), "")..(pkg.as_str(), "\u{10ffff}")).map_err(st)? {
+        for item in t
+            .range((pkg.as_str(), "")..(pkg.as_str(), "\u{10ffff}"))
+            .map_err(st)?
+        {
             let (_, v) = item.map_err(st)?;
             out.push(uncbor::<ReleaseEntry>(v.value())?);
         }
@@ -434,18 +496,24 @@ fn reindex_package(tx: &WriteTransaction, state: &PackageState) -> Result<(), In
     let mut rel = tx.open_table(RELEASES).map_err(st)?;
     let mut by = tx.open_multimap_table(BY_CONTENT).map_err(st)?;
     let mut tokens = tx.open_multimap_table(TOKENS).map_err(st)?;
+    let kept = |e: &ReleaseEntry| {
+        state
+            .versions
+            .get(&e.version)
+            .is_some_and(|v| v.record == e.record)
+    };
     for e in &all {
         for t in search::tokens_of(&e.package, e.description.as_deref()) {
             tokens.remove(t.as_str(), pkg.as_str()).map_err(st)?;
         }
-        if !state.versions.get(&e.version).is_some_and(|v| v.record == e.record) {
+        if !kept(e) {
             let ver = e.version.to_string();
             rel.remove((pkg.as_str(), ver.as_str())).map_err(st)?;
             by.remove(e.content.digest().as_slice(), (pkg.as_str(), ver.as_str()))
                 .map_err(st)?;
         }
     }
-    for e in all.iter().filter(|e| state.versions.get(&e.version).is_some_and(|v| v.record == e.record)) {
+    for e in all.iter().filter(|e| kept(e)) {
         for t in search::tokens_of(&e.package, e.description.as_deref()) {
             tokens.insert(t.as_str(), pkg.as_str()).map_err(st)?;
         }
@@ -460,13 +528,19 @@ fn deleted_contents(tx: &WriteTransaction, target: &Target) -> Result<Vec<Conten
     match target {
         Target::Content { content } => out.push(*content),
         Target::Version { package, version } => {
-            if let Some(v) = rel.get((package.as_str(), normalize_version(version).as_str())).map_err(st)? {
+            if let Some(v) = rel
+                .get((package.as_str(), normalize_version(version).as_str()))
+                .map_err(st)?
+            {
                 out.push(uncbor::<ReleaseEntry>(v.value())?.content);
             }
         }
         Target::Package { package } => {
             let _: PackageName = package.parse().map_err(Rejection::from)?;
-            for item in rel.range((package.as_str(), "")..(package.as_str(), "\u{10ffff}")).map_err(st)? {
+            for item in rel
+                .range((package.as_str(), "")..(package.as_str(), "\u{10ffff}"))
+                .map_err(st)?
+            {
                 let (_, v) = item.map_err(st)?;
                 out.push(uncbor::<ReleaseEntry>(v.value())?.content);
             }

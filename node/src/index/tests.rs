@@ -212,8 +212,44 @@ fn duplicates_and_rejections_change_nothing() {
     );
     assert!(matches!(
         f.index.ingest(&other, NOW),
-        Err(IngestError::Conflict { seq: 1, .. })
+        Ok(Applied::Forked { seq: 1, .. })
     ));
+    // The log is rewound before the contested position and both records are evidence.
+    let x: PackageName = "acme:x".parse().unwrap();
+    let state = f.index.package_state(&x).unwrap().unwrap();
+    assert_eq!(state.forked.as_ref().unwrap().candidates.len(), 2);
+    assert_eq!(state.head.seq, 0);
+    assert!(f.index.releases(&x).unwrap().is_empty());
+    assert!(f.index.search("acme:x", 5).unwrap().is_empty());
+    assert!(f.index.evidence(&rec.id).unwrap().is_some());
+    assert!(f.index.evidence(&other.id).unwrap().is_some());
+    // Seeing either again changes nothing; the fork shows in the heads.
+    assert_eq!(f.index.ingest(&rec, NOW).unwrap(), Applied::Duplicate);
+    let (heads, _) = f.index.heads(None, 10).unwrap();
+    assert_eq!(
+        heads.iter().find(|h| h.log == "acme:x").unwrap().fork.len(),
+        2
+    );
+    // An owner resolves it by keeping the first release.
+    let resolve = sign(
+        &f.op,
+        Some(f.net),
+        "acme:x",
+        2,
+        Some(rec.id),
+        Body::ResolveFork { keep: rec.id },
+    );
+    assert!(matches!(
+        f.index.ingest(&resolve, NOW),
+        Ok(Applied::New { .. })
+    ));
+    let state = f.index.package_state(&x).unwrap().unwrap();
+    assert!(state.forked.is_none());
+    assert_eq!(state.head.id, resolve.id);
+    let rels = f.index.releases(&x).unwrap();
+    assert_eq!(rels.len(), 1);
+    assert_eq!(rels[0].content, ContentId::of(b"a"));
+    assert_eq!(f.index.search("acme:x", 5).unwrap().len(), 1);
 }
 
 #[test]

@@ -34,16 +34,20 @@ pub fn apply_attest(
         return Err(Rejection::UnknownSigner(rec.signer));
     }
     a.package.parse::<crate::PackageName>()?;
-    semver::Version::parse(&a.version).map_err(|_| Rejection::MalformedVersion(a.version.clone()))?;
+    semver::Version::parse(&a.version)
+        .map_err(|_| Rejection::MalformedVersion(a.version.clone()))?;
     if a.claim.trim().is_empty() || a.claim.len() > MAX_CLAIM_BYTES {
-        return Err(Rejection::OverLimit(format!("a claim needs 1 to {MAX_CLAIM_BYTES} bytes")));
+        return Err(Rejection::OverLimit(format!(
+            "a claim needs 1 to {MAX_CLAIM_BYTES} bytes"
+        )));
     }
-    if let Some(d) = &a.data {
-        if d.len() > MAX_ATTEST_DATA_BYTES {
-            return Err(Rejection::OverLimit(format!(
-                "attestation data longer than {MAX_ATTEST_DATA_BYTES} bytes"
-            )));
-        }
+    if a.data
+        .as_ref()
+        .is_some_and(|d| d.len() > MAX_ATTEST_DATA_BYTES)
+    {
+        return Err(Rejection::OverLimit(format!(
+            "attestation data longer than {MAX_ATTEST_DATA_BYTES} bytes"
+        )));
     }
     if !release_known {
         return Err(Rejection::UnknownRelease(a.release));

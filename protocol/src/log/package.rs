@@ -3,8 +3,8 @@
 use semver::Version;
 
 use super::{
-    Fork, GrantState, Head, OperatorState, PackageState, Rejection, VersionState, Yanked,
-    check_common, MAX_BLOB_BYTES, MAX_DESCRIPTION_BYTES, MAX_LICENSE_BYTES,
+    Fork, GrantState, Head, MAX_BLOB_BYTES, MAX_DESCRIPTION_BYTES, MAX_LICENSE_BYTES,
+    OperatorState, PackageState, Rejection, VersionState, Yanked, check_common,
 };
 use crate::chunk;
 use crate::content_id::RecordId;
@@ -18,8 +18,8 @@ pub const MAX_YANK_REASON_BYTES: usize = 1024;
 
 /// Checks a release's own fields.
 pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
-    let version =
-        Version::parse(&rel.version).map_err(|_| Rejection::MalformedVersion(rel.version.clone()))?;
+    let version = Version::parse(&rel.version)
+        .map_err(|_| Rejection::MalformedVersion(rel.version.clone()))?;
     if rel.size > MAX_BLOB_BYTES {
         return Err(Rejection::BadRelease(format!(
             "size {} is over the {MAX_BLOB_BYTES}-byte limit",
@@ -51,12 +51,20 @@ pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
             "chunk digest differs from the content id".into(),
         ));
     }
-    if rel.description.as_ref().is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES) {
+    if rel
+        .description
+        .as_ref()
+        .is_some_and(|d| d.len() > MAX_DESCRIPTION_BYTES)
+    {
         return Err(Rejection::OverLimit(format!(
             "description longer than {MAX_DESCRIPTION_BYTES} bytes"
         )));
     }
-    if rel.license.as_ref().is_some_and(|l| l.len() > MAX_LICENSE_BYTES) {
+    if rel
+        .license
+        .as_ref()
+        .is_some_and(|l| l.len() > MAX_LICENSE_BYTES)
+    {
         return Err(Rejection::OverLimit(format!(
             "license longer than {MAX_LICENSE_BYTES} bytes"
         )));
@@ -109,26 +117,33 @@ pub fn authority(
     })
 }
 
-fn owner_only(op: &OperatorState, package: &PackageName, key: &PublicKey) -> Result<RecordId, Rejection> {
+fn owner_only(
+    op: &OperatorState,
+    package: &PackageName,
+    key: &PublicKey,
+) -> Result<RecordId, Rejection> {
     // Grants of the package confer release/yank only: managing keys stays with owners.
     authority(op, None, package, key, Perm::Release)
 }
 
-fn check_license(op: &OperatorState, package: &PackageName, version: &Version, rel: &Release) -> Result<(), Rejection> {
+fn check_license(
+    op: &OperatorState,
+    package: &PackageName,
+    version: &Version,
+    rel: &Release,
+) -> Result<(), Rejection> {
     if !op.policy.require_spdx {
         return Ok(());
     }
     let Some(license) = rel.license.as_deref().filter(|l| !l.trim().is_empty()) else {
         return Err(Rejection::LicenseRequired {
-            package: package.clone(),
-            version: version.clone(),
+            release: format!("{package}@{version}"),
         });
     };
     spdx::Expression::parse(license)
         .map(|_| ())
         .map_err(|e| Rejection::InvalidLicense {
-            package: package.clone(),
-            version: version.clone(),
+            release: format!("{package}@{version}"),
             license: license.to_string(),
             why: e.reason.to_string(),
         })
@@ -208,7 +223,9 @@ pub fn apply_package(
         Body::Grant { key, perms } => {
             owner_only(op, &package, &rec.signer)?;
             if perms.is_empty() {
-                return Err(Rejection::BadGrant("a grant needs at least one permission".into()));
+                return Err(Rejection::BadGrant(
+                    "a grant needs at least one permission".into(),
+                ));
             }
             if next.grants.len() >= super::MAX_KEYS && !next.grants.contains_key(key) {
                 return Err(Rejection::BadGrant(format!(
@@ -228,24 +245,32 @@ pub fn apply_package(
         Body::Revoke { key } => {
             owner_only(op, &package, &rec.signer)?;
             if next.grants.remove(key).is_none() {
-                return Err(Rejection::BadGrant(format!("{key} holds no grant on {package}")));
+                return Err(Rejection::BadGrant(format!(
+                    "{key} holds no grant on {package}"
+                )));
             }
             next.revoked.insert(*key);
         }
         Body::Yank { version, reason } => {
             authority(op, Some(state), &package, &rec.signer, Perm::Yank)?;
-            if reason.as_ref().is_some_and(|r| r.len() > MAX_YANK_REASON_BYTES) {
+            if reason
+                .as_ref()
+                .is_some_and(|r| r.len() > MAX_YANK_REASON_BYTES)
+            {
                 return Err(Rejection::OverLimit(format!(
                     "yank reason longer than {MAX_YANK_REASON_BYTES} bytes"
                 )));
             }
-            let v = Version::parse(version).map_err(|_| Rejection::MalformedVersion(version.clone()))?;
+            let v = Version::parse(version)
+                .map_err(|_| Rejection::MalformedVersion(version.clone()))?;
             let vs = next
                 .versions
                 .get_mut(&v)
                 .ok_or_else(|| Rejection::BadYank(format!("{package}@{v} was never released")))?;
             if vs.yanked.is_some() {
-                return Err(Rejection::BadYank(format!("{package}@{v} is already yanked")));
+                return Err(Rejection::BadYank(format!(
+                    "{package}@{v} is already yanked"
+                )));
             }
             vs.yanked = Some(Yanked {
                 reason: reason.clone(),
@@ -254,7 +279,8 @@ pub fn apply_package(
         }
         Body::Unyank { version } => {
             authority(op, Some(state), &package, &rec.signer, Perm::Yank)?;
-            let v = Version::parse(version).map_err(|_| Rejection::MalformedVersion(version.clone()))?;
+            let v = Version::parse(version)
+                .map_err(|_| Rejection::MalformedVersion(version.clone()))?;
             let vs = next
                 .versions
                 .get_mut(&v)

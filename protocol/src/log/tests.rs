@@ -1,8 +1,8 @@
 //! One test per rejection rule, plus the happy path.
 
 use super::*;
-use crate::envelope::MAX_RECORD_BYTES;
 use crate::chunk;
+use crate::envelope::MAX_RECORD_BYTES;
 use crate::record::{Body, OPERATOR_LOG, Perm, Record, Release, Target};
 use serde_bytes::ByteBuf;
 
@@ -604,7 +604,13 @@ impl World {
     fn op_record(&self, state: &OperatorState, body: Body) -> SignedRecord {
         SignedRecord::sign(
             &self.op,
-            rec(Some(self.net), OPERATOR_LOG, state.head.seq + 1, Some(state.head.id), body),
+            rec(
+                Some(self.net),
+                OPERATOR_LOG,
+                state.head.seq + 1,
+                Some(state.head.id),
+                body,
+            ),
         )
     }
 
@@ -624,47 +630,151 @@ fn grant_lets_another_key_release_and_revoke_stops_it() {
     let dev = key(5);
     // Without a grant: not allowed in the namespace.
     let r = w.pkg_by(&dev, &s, Body::Release(release("1.0.0", b"a")));
-    assert!(matches!(apply_package(&w.state, Some(&s), &r, NOW), Err(Rejection::NotAllowedInNamespace { .. })));
+    assert!(matches!(
+        apply_package(&w.state, Some(&s), &r, NOW),
+        Err(Rejection::NotAllowedInNamespace { .. })
+    ));
     // A grantee cannot grant.
-    let g = w.pkg_by(&dev, &s, Body::Grant { key: dev.public(), perms: vec![Perm::Release] });
-    assert!(matches!(apply_package(&w.state, Some(&s), &g, NOW), Err(Rejection::NotAllowedInNamespace { .. })));
-    let g = w.pkg_by(&w.owner, &s, Body::Grant { key: dev.public(), perms: vec![Perm::Release] });
+    let g = w.pkg_by(
+        &dev,
+        &s,
+        Body::Grant {
+            key: dev.public(),
+            perms: vec![Perm::Release],
+        },
+    );
+    assert!(matches!(
+        apply_package(&w.state, Some(&s), &g, NOW),
+        Err(Rejection::NotAllowedInNamespace { .. })
+    ));
+    let g = w.pkg_by(
+        &w.owner,
+        &s,
+        Body::Grant {
+            key: dev.public(),
+            perms: vec![Perm::Release],
+        },
+    );
     let s1 = apply_package(&w.state, Some(&s), &g, NOW).unwrap();
     let r = w.pkg_by(&dev, &s1, Body::Release(release("1.0.0", b"a")));
     let s2 = apply_package(&w.state, Some(&s1), &r, NOW).unwrap();
     let v = &s2.versions[&semver::Version::new(1, 0, 0)];
-    assert_eq!((v.signer, v.authority), (dev.public(), g.id), "the grant is the authority");
+    assert_eq!(
+        (v.signer, v.authority),
+        (dev.public(), g.id),
+        "the grant is the authority"
+    );
     // Release only: yanking needs its own permission.
-    let y = w.pkg_by(&dev, &s2, Body::Yank { version: "1.0.0".into(), reason: None });
-    assert!(matches!(apply_package(&w.state, Some(&s2), &y, NOW), Err(Rejection::MissingPermission { perm: Perm::Yank, .. })));
+    let y = w.pkg_by(
+        &dev,
+        &s2,
+        Body::Yank {
+            version: "1.0.0".into(),
+            reason: None,
+        },
+    );
+    assert!(matches!(
+        apply_package(&w.state, Some(&s2), &y, NOW),
+        Err(Rejection::MissingPermission {
+            perm: Perm::Yank,
+            ..
+        })
+    ));
     // Rotation: revoke the old key; its history stays, its new records are refused.
     let rv = w.pkg_by(&w.owner, &s2, Body::Revoke { key: dev.public() });
     let s3 = apply_package(&w.state, Some(&s2), &rv, NOW).unwrap();
     assert!(s3.versions.contains_key(&semver::Version::new(1, 0, 0)));
     let r = w.pkg_by(&dev, &s3, Body::Release(release("1.1.0", b"b")));
-    assert!(matches!(apply_package(&w.state, Some(&s3), &r, NOW), Err(Rejection::RevokedKey { .. })));
+    assert!(matches!(
+        apply_package(&w.state, Some(&s3), &r, NOW),
+        Err(Rejection::RevokedKey { .. })
+    ));
     let again = w.pkg_by(&w.owner, &s3, Body::Revoke { key: dev.public() });
-    assert!(matches!(apply_package(&w.state, Some(&s3), &again, NOW), Err(Rejection::BadGrant(_))));
+    assert!(matches!(
+        apply_package(&w.state, Some(&s3), &again, NOW),
+        Err(Rejection::BadGrant(_))
+    ));
 }
 
 #[test]
 fn namespace_and_operator_grants() {
     let w = world();
     let new_owner = key(6);
-    let s1 = w.apply_op(&w.state, Body::GrantNamespace { namespace: "acme".into(), key: new_owner.public() }).unwrap();
-    let init = SignedRecord::sign(&new_owner, rec(Some(w.net), "acme:y", 0, None, Body::PackageInit { kind: PackageKind::Component }));
+    let s1 = w
+        .apply_op(
+            &w.state,
+            Body::GrantNamespace {
+                namespace: "acme".into(),
+                key: new_owner.public(),
+            },
+        )
+        .unwrap();
+    let init = SignedRecord::sign(
+        &new_owner,
+        rec(
+            Some(w.net),
+            "acme:y",
+            0,
+            None,
+            Body::PackageInit {
+                kind: PackageKind::Component,
+            },
+        ),
+    );
     assert!(apply_package(&s1, None, &init, NOW).is_ok());
-    let s2 = w.apply_op(&s1, Body::RevokeNamespace { namespace: "acme".into(), key: new_owner.public() }).unwrap();
-    assert!(matches!(apply_package(&s2, None, &init, NOW), Err(Rejection::RevokedKey { .. })));
-    assert!(matches!(w.apply_op(&s2, Body::GrantNamespace { namespace: "nope".into(), key: new_owner.public() }), Err(Rejection::NamespaceNotDefined(_))));
+    let s2 = w
+        .apply_op(
+            &s1,
+            Body::RevokeNamespace {
+                namespace: "acme".into(),
+                key: new_owner.public(),
+            },
+        )
+        .unwrap();
+    assert!(matches!(
+        apply_package(&s2, None, &init, NOW),
+        Err(Rejection::RevokedKey { .. })
+    ));
+    assert!(matches!(
+        w.apply_op(
+            &s2,
+            Body::GrantNamespace {
+                namespace: "nope".into(),
+                key: new_owner.public()
+            }
+        ),
+        Err(Rejection::NamespaceNotDefined(_))
+    ));
     // Operators: rotate to a new key, the old one is then refused.
     let op2 = key(7);
-    let s3 = w.apply_op(&s2, Body::GrantOperator { key: op2.public() }).unwrap();
-    let s4 = w.apply_op(&s3, Body::RevokeOperator { key: w.op.public() }).unwrap();
+    let s3 = w
+        .apply_op(&s2, Body::GrantOperator { key: op2.public() })
+        .unwrap();
+    let s4 = w
+        .apply_op(&s3, Body::RevokeOperator { key: w.op.public() })
+        .unwrap();
     let r = w.op_record(&s4, Body::SetPolicy { require_spdx: true });
-    assert!(matches!(apply_operator(&w.net, Some(&s4), &r, NOW), Err(Rejection::RevokedKey { .. })));
-    let r = SignedRecord::sign(&op2, rec(Some(w.net), OPERATOR_LOG, s4.head.seq + 1, Some(s4.head.id), Body::RevokeOperator { key: op2.public() }));
-    assert!(matches!(apply_operator(&w.net, Some(&s4), &r, NOW), Err(Rejection::BadGrant(_))), "the last operator stays");
+    assert!(matches!(
+        apply_operator(&w.net, Some(&s4), &r, NOW),
+        Err(Rejection::RevokedKey { .. })
+    ));
+    let r = SignedRecord::sign(
+        &op2,
+        rec(
+            Some(w.net),
+            OPERATOR_LOG,
+            s4.head.seq + 1,
+            Some(s4.head.id),
+            Body::RevokeOperator { key: op2.public() },
+        ),
+    );
+    assert!(
+        matches!(
+            apply_operator(&w.net, Some(&s4), &r, NOW),
+            Err(Rejection::BadGrant(_))
+        ),
+        "the last operator stays"
+    );
 }
 
 #[test]
@@ -673,33 +783,102 @@ fn yank_and_unyank() {
     let (_, s) = w.init("acme:x");
     let r = w.pkg_by(&w.owner, &s, Body::Release(release("1.0.0", b"a")));
     let s = apply_package(&w.state, Some(&s), &r, NOW).unwrap();
-    let y = w.pkg_by(&w.owner, &s, Body::Yank { version: "1.0.0".into(), reason: Some("CVE".into()) });
+    let y = w.pkg_by(
+        &w.owner,
+        &s,
+        Body::Yank {
+            version: "1.0.0".into(),
+            reason: Some("CVE".into()),
+        },
+    );
     let s1 = apply_package(&w.state, Some(&s), &y, NOW).unwrap();
-    assert_eq!(s1.versions[&semver::Version::new(1, 0, 0)].yanked.as_ref().unwrap().reason.as_deref(), Some("CVE"));
-    let y2 = w.pkg_by(&w.owner, &s1, Body::Yank { version: "1.0.0".into(), reason: None });
-    assert!(matches!(apply_package(&w.state, Some(&s1), &y2, NOW), Err(Rejection::BadYank(_))));
-    let y3 = w.pkg_by(&w.owner, &s1, Body::Yank { version: "9.0.0".into(), reason: None });
-    assert!(matches!(apply_package(&w.state, Some(&s1), &y3, NOW), Err(Rejection::BadYank(_))));
-    let u = w.pkg_by(&w.owner, &s1, Body::Unyank { version: "1.0.0".into() });
+    assert_eq!(
+        s1.versions[&semver::Version::new(1, 0, 0)]
+            .yanked
+            .as_ref()
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("CVE")
+    );
+    let y2 = w.pkg_by(
+        &w.owner,
+        &s1,
+        Body::Yank {
+            version: "1.0.0".into(),
+            reason: None,
+        },
+    );
+    assert!(matches!(
+        apply_package(&w.state, Some(&s1), &y2, NOW),
+        Err(Rejection::BadYank(_))
+    ));
+    let y3 = w.pkg_by(
+        &w.owner,
+        &s1,
+        Body::Yank {
+            version: "9.0.0".into(),
+            reason: None,
+        },
+    );
+    assert!(matches!(
+        apply_package(&w.state, Some(&s1), &y3, NOW),
+        Err(Rejection::BadYank(_))
+    ));
+    let u = w.pkg_by(
+        &w.owner,
+        &s1,
+        Body::Unyank {
+            version: "1.0.0".into(),
+        },
+    );
     let s2 = apply_package(&w.state, Some(&s1), &u, NOW).unwrap();
     assert!(s2.versions[&semver::Version::new(1, 0, 0)].yanked.is_none());
-    let u2 = w.pkg_by(&w.owner, &s2, Body::Unyank { version: "1.0.0".into() });
-    assert!(matches!(apply_package(&w.state, Some(&s2), &u2, NOW), Err(Rejection::BadYank(_))));
+    let u2 = w.pkg_by(
+        &w.owner,
+        &s2,
+        Body::Unyank {
+            version: "1.0.0".into(),
+        },
+    );
+    assert!(matches!(
+        apply_package(&w.state, Some(&s2), &u2, NOW),
+        Err(Rejection::BadYank(_))
+    ));
 }
 
 #[test]
 fn license_policy() {
     let w = world();
-    let op = w.apply_op(&w.state, Body::SetPolicy { require_spdx: true }).unwrap();
-    let init = SignedRecord::sign(&w.owner, rec(Some(w.net), "acme:x", 0, None, Body::PackageInit { kind: PackageKind::Component }));
+    let op = w
+        .apply_op(&w.state, Body::SetPolicy { require_spdx: true })
+        .unwrap();
+    let init = SignedRecord::sign(
+        &w.owner,
+        rec(
+            Some(w.net),
+            "acme:x",
+            0,
+            None,
+            Body::PackageInit {
+                kind: PackageKind::Component,
+            },
+        ),
+    );
     let s = apply_package(&op, None, &init, NOW).unwrap();
     let mut rel = release("1.0.0", b"a");
     rel.license = None;
     let r = w.pkg_by(&w.owner, &s, Body::Release(rel.clone()));
-    assert!(matches!(apply_package(&op, Some(&s), &r, NOW), Err(Rejection::LicenseRequired { .. })));
+    assert!(matches!(
+        apply_package(&op, Some(&s), &r, NOW),
+        Err(Rejection::LicenseRequired { .. })
+    ));
     rel.license = Some("MIT OR Bogus-License-9".into());
     let r = w.pkg_by(&w.owner, &s, Body::Release(rel.clone()));
-    assert!(matches!(apply_package(&op, Some(&s), &r, NOW), Err(Rejection::InvalidLicense { .. })));
+    assert!(matches!(
+        apply_package(&op, Some(&s), &r, NOW),
+        Err(Rejection::InvalidLicense { .. })
+    ));
     rel.license = Some("Apache-2.0 WITH LLVM-exception OR MIT".into());
     let r = w.pkg_by(&w.owner, &s, Body::Release(rel));
     assert!(apply_package(&op, Some(&s), &r, NOW).is_ok());
@@ -710,17 +889,76 @@ fn deletions_are_recorded_and_looked_up() {
     let w = world();
     let bad = release("1.0.0", b"malware");
     let op = w
-        .apply_op(&w.state, Body::Delete { target: Target::Content { content: bad.content }, reason: "malware".into() })
+        .apply_op(
+            &w.state,
+            Body::Delete {
+                target: Target::Content {
+                    content: bad.content,
+                },
+                reason: "malware".into(),
+            },
+        )
         .unwrap();
-    assert_eq!(op.deletion("acme:x", Some("1.0.0"), Some(&bad.content)).unwrap().reason, "malware");
-    assert!(op.deletion("acme:x", Some("1.0.0"), Some(&ContentId::of(b"fine"))).is_none());
-    let op2 = w.apply_op(&op, Body::Delete { target: Target::Package { package: "acme:x".into() }, reason: "spam".into() }).unwrap();
+    assert_eq!(
+        op.deletion("acme:x", Some("1.0.0"), Some(&bad.content))
+            .unwrap()
+            .reason,
+        "malware"
+    );
+    assert!(
+        op.deletion("acme:x", Some("1.0.0"), Some(&ContentId::of(b"fine")))
+            .is_none()
+    );
+    let op2 = w
+        .apply_op(
+            &op,
+            Body::Delete {
+                target: Target::Package {
+                    package: "acme:x".into(),
+                },
+                reason: "spam".into(),
+            },
+        )
+        .unwrap();
     assert_eq!(op2.deletion("acme:x", None, None).unwrap().reason, "spam");
-    let op3 = w.apply_op(&op2, Body::Delete { target: Target::Version { package: "acme:y".into(), version: "2.0.0".into() }, reason: "typo".into() }).unwrap();
+    let op3 = w
+        .apply_op(
+            &op2,
+            Body::Delete {
+                target: Target::Version {
+                    package: "acme:y".into(),
+                    version: "2.0.0".into(),
+                },
+                reason: "typo".into(),
+            },
+        )
+        .unwrap();
     assert!(op3.deletion("acme:y", Some("2.0.0"), None).is_some());
     assert!(op3.deletion("acme:y", Some("2.0.1"), None).is_none());
-    assert!(matches!(w.apply_op(&op2, Body::Delete { target: Target::Package { package: "acme:x".into() }, reason: " ".into() }), Err(Rejection::OverLimit(_))));
-    assert!(matches!(w.apply_op(&op2, Body::Delete { target: Target::Package { package: "Bad".into() }, reason: "x".into() }), Err(Rejection::MalformedName(_))));
+    assert!(matches!(
+        w.apply_op(
+            &op2,
+            Body::Delete {
+                target: Target::Package {
+                    package: "acme:x".into()
+                },
+                reason: " ".into()
+            }
+        ),
+        Err(Rejection::OverLimit(_))
+    ));
+    assert!(matches!(
+        w.apply_op(
+            &op2,
+            Body::Delete {
+                target: Target::Package {
+                    package: "Bad".into()
+                },
+                reason: "x".into()
+            }
+        ),
+        Err(Rejection::MalformedName(_))
+    ));
 }
 
 #[test]
@@ -731,22 +969,68 @@ fn forked_logs_refuse_everything_until_resolved() {
     let b = w.pkg_by(&w.owner, &s, Body::Release(release("1.0.0", b"b")));
     let mut ids = vec![a.id, b.id];
     ids.sort();
-    let f = forked(Some(&s), Fork { seq: 1, candidates: ids }).unwrap();
+    let f = forked(
+        Some(&s),
+        Fork {
+            seq: 1,
+            candidates: ids,
+        },
+    )
+    .unwrap();
     // The conflicting records themselves are known evidence; anything else is refused.
-    assert!(matches!(apply_package(&w.state, Some(&f), &a, NOW), Err(Rejection::Stale { .. })));
+    assert!(matches!(
+        apply_package(&w.state, Some(&f), &a, NOW),
+        Err(Rejection::Stale { .. })
+    ));
     let c = w.pkg_by(&w.owner, &s, Body::Release(release("1.0.1", b"c")));
-    assert!(matches!(apply_package(&w.state, Some(&f), &c, NOW), Err(Rejection::Forked { seq: 1, .. })));
+    assert!(matches!(
+        apply_package(&w.state, Some(&f), &c, NOW),
+        Err(Rejection::Forked { seq: 1, .. })
+    ));
     // An owner resolves by keeping `a`.
-    let res = SignedRecord::sign(&w.owner, rec(Some(w.net), "acme:x", 2, Some(a.id), Body::ResolveFork { keep: a.id }));
+    let res = SignedRecord::sign(
+        &w.owner,
+        rec(
+            Some(w.net),
+            "acme:x",
+            2,
+            Some(a.id),
+            Body::ResolveFork { keep: a.id },
+        ),
+    );
     let s2 = resolve_fork(&w.state, &f, &a, &res, NOW).unwrap();
     assert!(s2.forked.is_none());
     assert_eq!(s2.head.id, res.id);
-    assert_eq!(s2.versions[&semver::Version::new(1, 0, 0)].content, ContentId::of(b"a"));
+    assert_eq!(
+        s2.versions[&semver::Version::new(1, 0, 0)].content,
+        ContentId::of(b"a")
+    );
     // A stranger cannot resolve, and a resolution must keep a candidate.
-    let res = SignedRecord::sign(&key(8), rec(Some(w.net), "acme:x", 2, Some(a.id), Body::ResolveFork { keep: a.id }));
+    let res = SignedRecord::sign(
+        &key(8),
+        rec(
+            Some(w.net),
+            "acme:x",
+            2,
+            Some(a.id),
+            Body::ResolveFork { keep: a.id },
+        ),
+    );
     assert!(resolve_fork(&w.state, &f, &a, &res, NOW).is_err());
-    let res = SignedRecord::sign(&w.owner, rec(Some(w.net), "acme:x", 2, Some(c.id), Body::ResolveFork { keep: c.id }));
-    assert!(matches!(resolve_fork(&w.state, &f, &c, &res, NOW), Err(Rejection::BadGrant(_))));
+    let res = SignedRecord::sign(
+        &w.owner,
+        rec(
+            Some(w.net),
+            "acme:x",
+            2,
+            Some(c.id),
+            Body::ResolveFork { keep: c.id },
+        ),
+    );
+    assert!(matches!(
+        resolve_fork(&w.state, &f, &c, &res, NOW),
+        Err(Rejection::BadGrant(_))
+    ));
 }
 
 #[test]
@@ -764,13 +1048,31 @@ fn attestations_live_in_the_attesters_own_log() {
         });
         rec(Some(w.net), &log, seq, prev, body)
     };
-    let r = SignedRecord::sign(&reviewer, att(attest_log(&reviewer.public()), 0, None, "reviewed"));
+    let r = SignedRecord::sign(
+        &reviewer,
+        att(attest_log(&reviewer.public()), 0, None, "reviewed"),
+    );
     let s = apply_attest(&w.net, None, &r, true, NOW).unwrap();
     assert_eq!(s.key, reviewer.public());
-    assert!(matches!(apply_attest(&w.net, None, &r, false, NOW), Err(Rejection::UnknownRelease(_))));
+    assert!(matches!(
+        apply_attest(&w.net, None, &r, false, NOW),
+        Err(Rejection::UnknownRelease(_))
+    ));
     // Writing into someone else's attester log.
-    let forged = SignedRecord::sign(&key(12), att(attest_log(&reviewer.public()), 1, Some(r.id), "x"));
-    assert!(matches!(apply_attest(&w.net, Some(&s), &forged, true, NOW), Err(Rejection::UnknownSigner(_))));
-    let empty = SignedRecord::sign(&reviewer, att(attest_log(&reviewer.public()), 1, Some(r.id), " "));
-    assert!(matches!(apply_attest(&w.net, Some(&s), &empty, true, NOW), Err(Rejection::OverLimit(_))));
+    let forged = SignedRecord::sign(
+        &key(12),
+        att(attest_log(&reviewer.public()), 1, Some(r.id), "x"),
+    );
+    assert!(matches!(
+        apply_attest(&w.net, Some(&s), &forged, true, NOW),
+        Err(Rejection::UnknownSigner(_))
+    ));
+    let empty = SignedRecord::sign(
+        &reviewer,
+        att(attest_log(&reviewer.public()), 1, Some(r.id), " "),
+    );
+    assert!(matches!(
+        apply_attest(&w.net, Some(&s), &empty, true, NOW),
+        Err(Rejection::OverLimit(_))
+    ));
 }
