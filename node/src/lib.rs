@@ -14,4 +14,6 @@ pub mod node;
 pub mod swarm;
 
 pub use libp2p::Multiaddr;
+/// The libp2p version this node speaks, for tests and simulations that drive a swarm.
+pub use libp2p;
 pub use node::{NodeConfig, NodeError, init_join, init_new_network, run};
