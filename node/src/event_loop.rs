@@ -5,10 +5,11 @@
 //! that could block for long (component checks, hashing whole files) happens before a
 //! command reaches the loop.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferry_protocol::log::Rejection;
 use ferry_protocol::record::OPERATOR_LOG;
 use ferry_protocol::{ContentId, Keypair, NetworkId};
 use futures::StreamExt;
@@ -32,6 +33,8 @@ use sync::SyncState;
 
 /// How often a node compares log heads with its peers.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// Most gossiped records held for a second look.
+const MAX_DEFERRED: usize = 256;
 /// How often stalled downloads look for providers again.
 const FETCH_TICK: Duration = Duration::from_secs(1);
 
@@ -54,6 +57,8 @@ pub struct EventLoop {
     finishing: fetch::Finishing,
     /// How long a download may make no progress before it is given up.
     stall_timeout: Duration,
+    /// Gossiped records we could not validate yet: (sender, when, bytes).
+    deferred: VecDeque<(PeerId, std::time::Instant, Vec<u8>)>,
     /// Contents deleted by the operator, never served.
     deleted: HashSet<ContentId>,
     finished_tx: mpsc::Sender<(ContentId, Result<ContentId, String>)>,
@@ -103,6 +108,7 @@ impl EventLoop {
             finishing: HashMap::new(),
             deleted: HashSet::new(),
             stall_timeout: cfg.fetch_timeout,
+            deferred: VecDeque::new(),
             finished_tx,
             finished_rx,
             listen_addrs: Vec::new(),
@@ -190,6 +196,7 @@ impl EventLoop {
                 _ = sync_tick.tick() => {
                     self.redial_bootstrap();
                     self.sync_all();
+                    self.recheck_deferred();
                 }
                 _ = fetch_tick.tick() => self.fetch_tick(),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
@@ -302,8 +309,14 @@ impl EventLoop {
             Ok(false) => A::Ignore,
             Err(benign) => {
                 if benign {
-                    // We are behind (or raced the operator log): sync from the sender.
+                    // We are behind (or raced the operator log): sync from the sender,
+                    // and look at the record again once we have caught up.
                     self.sync_with(source);
+                    if self.deferred.len() >= MAX_DEFERRED {
+                        self.deferred.pop_front();
+                    }
+                    self.deferred
+                        .push_back((source, std::time::Instant::now(), msg.data));
                     A::Ignore
                 } else {
                     self.penalize(&source);
@@ -315,6 +328,38 @@ impl EventLoop {
             .behaviour_mut()
             .gossipsub
             .report_message_validation_result(&id, &source, acceptance);
+    }
+
+    /// Re-checks records that gossip delivered before we could validate them. A peer
+    /// only forwards what it validated, so it holds everything the record depends on;
+    /// once we have synced with it, a record that still lacks its namespace or its
+    /// predecessors was never valid, and its sender pays for it.
+    fn recheck_deferred(&mut self) {
+        let grace = SYNC_INTERVAL * 2;
+        while let Some((peer, at, _)) = self.deferred.front() {
+            if at.elapsed() < grace {
+                break;
+            }
+            let (peer, bytes) = (
+                *peer,
+                self.deferred.pop_front().map(|d| d.2).unwrap_or_default(),
+            );
+            let Ok(rec) = ferry_protocol::SignedRecord::decode(&bytes) else {
+                continue;
+            };
+            match self.index.ingest(&rec, now_ms()) {
+                Ok(Applied::New { effect, .. }) => self.on_effect(effect),
+                Err(IngestError::Rejected(
+                    Rejection::NamespaceNotDefined(_)
+                    | Rejection::Gap { .. }
+                    | Rejection::UnknownRelease(_),
+                )) => {
+                    tracing::info!(target: "ferry::gossip", %peer, id = %rec.id, "peer forwarded a record that never became valid");
+                    self.penalize(&peer);
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Acts on what a new record means beyond the index.

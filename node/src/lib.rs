@@ -13,7 +13,7 @@ pub mod index;
 pub mod node;
 pub mod swarm;
 
-pub use libp2p::Multiaddr;
 /// The libp2p version this node speaks, for tests and simulations that drive a swarm.
 pub use libp2p;
+pub use libp2p::Multiaddr;
 pub use node::{NodeConfig, NodeError, init_join, init_new_network, run};
