@@ -406,37 +406,60 @@ impl EventLoop {
     /// Decodes and ingests one record. `Ok(true)` if it was new, `Ok(false)` if known;
     /// `Err(benign)` if refused, where `benign` says whether the sender is blameless.
     fn ingest_bytes(&mut self, bytes: &[u8]) -> Result<bool, bool> {
-        let rec = match ferry_protocol::SignedRecord::decode(bytes) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::info!(target: "ferry::log", "refused record: {e}");
-                return Err(false);
-            }
-        };
-        match self.index.ingest(&rec, now_ms()) {
-            Ok(Applied::Duplicate) => Ok(false),
-            Ok(Applied::New { log, seq, effect }) => {
-                tracing::info!(target: "ferry::log", %log, seq, id = %rec.id, "applied {}", rec.record.body.kind());
-                self.on_effect(effect);
-                if log == OPERATOR_LOG {
-                    self.sync.operator_advanced = true;
+        self.ingest_many(&[bytes]).pop().unwrap_or(Err(true))
+    }
+
+    /// Ingests consecutive records (a sync page) in one transaction, in order, and
+    /// stops at the first refusal: later records of the same log could not apply.
+    /// Returns one outcome per record processed, as [`Self::ingest_bytes`] does.
+    pub(super) fn ingest_many(&mut self, pages: &[&[u8]]) -> Vec<Result<bool, bool>> {
+        let mut recs = Vec::with_capacity(pages.len());
+        let mut decode_err = false;
+        for bytes in pages {
+            match ferry_protocol::SignedRecord::decode(bytes) {
+                Ok(r) => recs.push(r),
+                Err(e) => {
+                    tracing::info!(target: "ferry::log", "refused record: {e}");
+                    decode_err = true;
+                    break;
                 }
-                Ok(true)
-            }
-            Ok(Applied::Forked { log, seq }) => {
-                // Valid but conflicting: kept as evidence, and forwarded so that every
-                // node learns of the equivocation.
-                tracing::warn!(target: "ferry::log", %log, seq, id = %rec.id, "conflicting record: log is forked");
-                Ok(true)
-            }
-            Err(IngestError::Rejected(r)) => {
-                tracing::info!(target: "ferry::log", log = %rec.record.log, seq = rec.record.seq, "refused record: {r}");
-                Err(r.is_benign())
-            }
-            Err(IngestError::Index(e)) => {
-                tracing::error!(target: "ferry::index", "{e}");
-                Err(true)
             }
         }
+        let results = match self.index.ingest_batch(&recs, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(target: "ferry::index", "{e}");
+                return vec![Err(true)];
+            }
+        };
+        let mut out = Vec::with_capacity(results.len() + 1);
+        for (rec, res) in recs.iter().zip(results) {
+            match res {
+                Ok(Applied::Duplicate) => out.push(Ok(false)),
+                Ok(Applied::New { log, seq, effect }) => {
+                    tracing::info!(target: "ferry::log", %log, seq, id = %rec.id, "applied {}", rec.record.body.kind());
+                    self.on_effect(effect);
+                    if log == OPERATOR_LOG {
+                        self.sync.operator_advanced = true;
+                    }
+                    out.push(Ok(true));
+                }
+                Ok(Applied::Forked { log, seq }) => {
+                    // Valid but conflicting: kept as evidence, and forwarded so that
+                    // every node learns of the equivocation.
+                    tracing::warn!(target: "ferry::log", %log, seq, id = %rec.id, "conflicting record: log is forked");
+                    out.push(Ok(true));
+                }
+                Err(r) => {
+                    tracing::info!(target: "ferry::log", log = %rec.record.log, seq = rec.record.seq, "refused record: {r}");
+                    out.push(Err(r.is_benign()));
+                    break;
+                }
+            }
+        }
+        if decode_err && out.len() == recs.len() {
+            out.push(Err(false));
+        }
+        out
     }
 }

@@ -206,27 +206,28 @@ impl EventLoop {
                 }
             }
             (SyncRequest::Records { log, from_seq, .. }, SyncResponse::Records(records)) => {
+                let records: Vec<ByteBuf> =
+                    records.into_iter().take(MAX_RECORDS as usize).collect();
                 let n = records.len();
+                let pages: Vec<&[u8]> = records.iter().map(|b| b.as_slice()).collect();
+                let outcomes = self.ingest_many(&pages);
                 let mut all_new = true;
-                for (i, bytes) in records.into_iter().enumerate().take(MAX_RECORDS as usize) {
-                    match self.ingest_bytes(&bytes) {
-                        Ok(_) => {}
-                        Err(benign) => {
-                            if !benign {
-                                tracing::info!(target: "ferry::sync", %peer, %log, seq = from_seq + i as u64, "peer sent an invalid record");
-                                self.penalize(&peer);
-                            } else if i == 0
-                                && from_seq > 0
-                                && self.sync.rewound.insert((peer, log.clone()))
-                            {
-                                // Its first record does not follow our head: the peer
-                                // holds a different record before it. Fetch that one
-                                // too, so the fork shows.
-                                self.pull(peer, log.clone(), from_seq - 1);
-                            }
-                            all_new = false;
-                            break;
+                for (i, o) in outcomes.into_iter().enumerate() {
+                    if let Err(benign) = o {
+                        if !benign {
+                            tracing::info!(target: "ferry::sync", %peer, %log, seq = from_seq + i as u64, "peer sent an invalid record");
+                            self.penalize(&peer);
+                        } else if i == 0
+                            && from_seq > 0
+                            && self.sync.rewound.insert((peer, log.clone()))
+                        {
+                            // Its first record does not follow our head: the peer holds a
+                            // different record before it. Fetch that one too, so the
+                            // fork shows.
+                            self.pull(peer, log.clone(), from_seq - 1);
                         }
+                        all_new = false;
+                        break;
                     }
                 }
                 if all_new && n == MAX_RECORDS as usize {

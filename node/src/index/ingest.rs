@@ -40,6 +40,33 @@ impl Index {
         Ok(out)
     }
 
+    /// Ingests records in order in one transaction (one fsync for a whole sync page).
+    /// Each record gets its own result; a record refused by validation writes nothing,
+    /// so the others are unaffected. A storage failure aborts the whole batch.
+    pub fn ingest_batch(
+        &self,
+        recs: &[SignedRecord],
+        now_ms: u64,
+    ) -> Result<Vec<Result<Applied, Rejection>>, IndexError> {
+        let tx = self.db.begin_write()?;
+        let mut out = Vec::with_capacity(recs.len());
+        let mut dirty = false;
+        for rec in recs {
+            match self.ingest_in(&tx, rec, now_ms) {
+                Ok(a) => {
+                    dirty |= a != Applied::Duplicate;
+                    out.push(Ok(a));
+                }
+                Err(IngestError::Rejected(r)) => out.push(Err(r)),
+                Err(IngestError::Index(e)) => return Err(e),
+            }
+        }
+        if dirty {
+            tx.commit()?;
+        }
+        Ok(out)
+    }
+
     fn ingest_in(
         &self,
         tx: &WriteTransaction,
