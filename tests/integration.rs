@@ -7,6 +7,7 @@
 mod integration {
     pub mod corpus;
     pub mod crash;
+    pub mod discovery;
     pub mod e2e;
     pub mod fresh;
     pub mod support;

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod check;
 pub mod fetch;
 pub mod info;
 pub mod init;

@@ -43,10 +43,16 @@ enum Command {
     Publish(cmd::publish::Args),
     /// Fetch a package by name@version-requirement or by content id, verified.
     Fetch(cmd::fetch::Args),
-    /// Search packages by name and description.
+    /// Search packages by name, description, or the interfaces they export or import.
     Search(cmd::search::Args),
-    /// Show a package's versions, signers, yanks, attestations and fork state.
+    /// Show a package or release: versions, imports, exports, capabilities, signers.
     Info(cmd::info::Args),
+    /// Print the README published with a release.
+    Readme(cmd::info::DocArgs),
+    /// Print the license text published with a release.
+    License(cmd::info::DocArgs),
+    /// Check whether a component fits a world published to the registry.
+    Check(cmd::check::Args),
     /// Give a key permissions on a package (namespace owners only).
     Grant(cmd::trust::GrantArgs),
     /// Take a key's permissions on a package away (namespace owners only).
@@ -71,6 +77,18 @@ enum Command {
     #[command(subcommand)]
     Fork(cmd::trust::ForkCommand),
 }
+
+/// A usage mistake found after parsing; exits with code 2 like clap's own.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// Options every command gets.
 pub struct Global {
@@ -112,6 +130,9 @@ fn main() -> ExitCode {
             Command::Fetch(a) => cmd::fetch::run(&global, a).await,
             Command::Search(a) => cmd::search::run(&global, a).await,
             Command::Info(a) => cmd::info::run(&global, a).await,
+            Command::Readme(a) => cmd::info::doc(&global, a, "readme").await,
+            Command::License(a) => cmd::info::doc(&global, a, "license-text").await,
+            Command::Check(a) => cmd::check::run(&global, a).await,
             Command::Grant(a) => cmd::trust::grant(&global, a).await,
             Command::Revoke(a) => cmd::trust::revoke(&global, a).await,
             Command::Yank(a) => cmd::trust::yank(&global, a).await,
@@ -133,6 +154,9 @@ fn main() -> ExitCode {
             // The whole chain on one line, as ripgrep does.
             let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
             eprintln!("ferry: {}", chain.join(": "));
+            if e.downcast_ref::<UsageError>().is_some() {
+                return ExitCode::from(2);
+            }
             ExitCode::from(1)
         }
     }

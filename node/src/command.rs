@@ -35,6 +35,10 @@ pub struct Draft {
     pub description: Option<String>,
     /// License.
     pub license: Option<String>,
+    /// Summary computed from the bytes.
+    pub summary: ferry_protocol::component::Summary,
+    /// Attached files (already stored as blobs) and source reference.
+    pub attachments: ferry_protocol::record::Attachments,
 }
 
 /// Why a write (publish, namespace definition) failed.
@@ -135,6 +139,13 @@ pub enum Command {
         /// Reply with the new record's id.
         reply: oneshot::Sender<Result<ferry_protocol::RecordId, WriteError>>,
     },
+    /// Validate, store and announce a record signed elsewhere (an offline key).
+    Submit {
+        /// The decoded record.
+        record: Box<ferry_protocol::SignedRecord>,
+        /// Reply: whether it was new.
+        reply: oneshot::Sender<Result<bool, WriteError>>,
+    },
     /// Make sure the blob of `entry` is stored locally.
     Fetch {
         /// The release whose blob is wanted.
@@ -204,6 +215,20 @@ impl NodeHandle {
             .send(Command::Append {
                 log,
                 body: Box::new(body),
+                reply,
+            })
+            .await
+            .map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Validates, stores and announces a record signed elsewhere; `Ok(false)` if it was
+    /// already known.
+    pub async fn submit(&self, record: ferry_protocol::SignedRecord) -> Result<bool, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Submit {
+                record: Box::new(record),
                 reply,
             })
             .await

@@ -220,6 +220,9 @@ impl EventLoop {
             Command::Append { log, body, reply } => {
                 let _ = reply.send(self.append(log, *body));
             }
+            Command::Submit { record, reply } => {
+                let _ = reply.send(self.submit(*record));
+            }
             Command::Fetch { entry, reply } => self.start_fetch(*entry, reply),
             Command::Peers { reply } => {
                 let _ = reply.send(

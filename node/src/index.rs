@@ -7,10 +7,12 @@
 
 use std::path::Path;
 
-use ferry_protocol::component::PackageKind;
+use ferry_protocol::component::{PackageKind, Summary};
 use ferry_protocol::content_id::RecordId;
 use ferry_protocol::log::{AttesterState, Head, OperatorState, PackageState, Rejection, Tombstone};
-use ferry_protocol::record::{ATTEST_LOG_PREFIX, Attestation, Body, NetworkId, OPERATOR_LOG};
+use ferry_protocol::record::{
+    ATTEST_LOG_PREFIX, Attachments, Attestation, Body, NetworkId, OPERATOR_LOG,
+};
 use ferry_protocol::wire::LogHead;
 use ferry_protocol::{ContentId, Namespace, PackageName, PublicKey, SignedRecord};
 use redb::{
@@ -21,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 mod ingest;
 mod search;
-pub use search::SearchHit;
+pub use search::{InterfaceQuery, InterfaceQueryError, SearchHit, SearchQuery};
 
 /// Schema version of the tables below.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -37,6 +39,13 @@ const TOKENS: MultimapTableDefinition<&str, &str> = MultimapTableDefinition::new
 const PENDING: TableDefinition<&[u8], &[u8]> = TableDefinition::new("pending_fetch_v1");
 /// Conflicting records (equivocations) and records dropped with a forked branch.
 const EVIDENCE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("evidence_v1");
+/// Interface → releases that export (`e:<name>`) or import (`i:<name>`) it; names
+/// without their version, which the summary holds.
+const INTERFACES: MultimapTableDefinition<&str, (&str, &str)> =
+    MultimapTableDefinition::new("interfaces_v1");
+/// Release record id → the verdict on its summary once this node checked it against
+/// the bytes: empty when it matched, otherwise why it lies.
+const VERDICTS: TableDefinition<&[u8], &str> = TableDefinition::new("summary_verdict_v1");
 /// Release record id → attestation record ids.
 const ATTESTATIONS: MultimapTableDefinition<&[u8], &[u8]> =
     MultimapTableDefinition::new("attestations_v1");
@@ -115,6 +124,12 @@ pub struct ReleaseEntry {
     pub record: RecordId,
     /// Claimed publication time.
     pub time_ms: u64,
+    /// Imports, exports, capabilities and metadata as the release announced them.
+    #[serde(default)]
+    pub summary: Option<Summary>,
+    /// Attached files and source reference.
+    #[serde(default)]
+    pub attachments: Attachments,
 }
 
 mod serde_bytes_vec {
@@ -211,6 +226,8 @@ impl Index {
             tx.open_table(ingest::SNAPSHOTS)?;
             tx.open_table(EVIDENCE)?;
             tx.open_multimap_table(ATTESTATIONS)?;
+            tx.open_multimap_table(INTERFACES)?;
+            tx.open_table(VERDICTS)?;
         }
         tx.commit()?;
         Ok(Self { db, network })
@@ -268,6 +285,76 @@ impl Index {
             }
         }
         Ok(out)
+    }
+
+    /// Releases that export (`exports`) or import an interface named `base` (without
+    /// version), as (package, version) pairs.
+    pub fn by_interface(
+        &self,
+        base: &str,
+        exports: bool,
+    ) -> Result<Vec<(String, String)>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_multimap_table(INTERFACES)?;
+        let key = format!("{}{base}", if exports { "e:" } else { "i:" });
+        let mut out = Vec::new();
+        for v in t.get(key.as_str())? {
+            let v = v?;
+            let (p, ver) = v.value();
+            out.push((p.to_string(), ver.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// One release entry.
+    pub fn release(
+        &self,
+        package: &str,
+        version: &str,
+    ) -> Result<Option<ReleaseEntry>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(RELEASES)?;
+        t.get((package, version))?
+            .map(|v| uncbor(v.value()))
+            .transpose()
+    }
+
+    /// Stores this node's verdict on a release's summary: `Ok` when it matches the
+    /// bytes, otherwise why it lies. A lying release is never resolved, searched or
+    /// served again by this node.
+    pub fn set_summary_verdict(
+        &self,
+        release: &RecordId,
+        verdict: &Result<(), String>,
+    ) -> Result<(), IndexError> {
+        let tx = self.db.begin_write()?;
+        let why = verdict.as_ref().err().map_or("", |w| w.as_str());
+        tx.open_table(VERDICTS)?
+            .insert(release.digest().as_slice(), why)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// This node's verdict on a release's summary, if it checked it.
+    pub fn summary_verdict(
+        &self,
+        release: &RecordId,
+    ) -> Result<Option<Result<(), String>>, IndexError> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(VERDICTS)?;
+        Ok(t.get(release.digest().as_slice())?.map(|v| {
+            let why = v.value();
+            if why.is_empty() {
+                Ok(())
+            } else {
+                Err(why.to_string())
+            }
+        }))
+    }
+
+    /// Why a release's summary was found to lie, if it was.
+    pub fn lying(&self, release: &RecordId) -> Result<Option<String>, IndexError> {
+        Ok(self.summary_verdict(release)?.and_then(|v| v.err()))
     }
 
     /// Names of all packages.

@@ -28,6 +28,9 @@
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 use wit_component::DecodedWasm;
 
+pub mod analysis;
+pub use analysis::Summary;
+
 /// The largest file, in bytes, that [`check`] accepts (1 GiB).
 pub const MAX_PACKAGE_BYTES: u64 = 1 << 30;
 
@@ -58,6 +61,8 @@ pub struct Checked {
     /// For a binary-encoded WIT package: its own package name as written in it,
     /// e.g. "wasi:http@0.2.0" (namespace:name[@version]). None for components.
     pub wit_package: Option<String>,
+    /// Imports, exports, capabilities and metadata, as signed into the release.
+    pub summary: Summary,
 }
 
 /// Why bytes are not a publishable package. Messages are lowercase one-liners
@@ -170,11 +175,13 @@ fn validate_and_classify(bytes: &[u8]) -> Result<Checked, ComponentError> {
             Ok(Checked {
                 kind: PackageKind::Wit,
                 wit_package: Some(name),
+                summary: analysis::of_wit_package(bytes, &resolve, id),
             })
         }
-        Ok(DecodedWasm::Component(..)) => Ok(Checked {
+        Ok(DecodedWasm::Component(resolve, world)) => Ok(Checked {
             kind: PackageKind::Component,
             wit_package: None,
+            summary: analysis::of_component(bytes, &resolve, world),
         }),
         // `{:#}` prints the whole context chain ("outer: inner: ...") on one line.
         Err(e) => Err(ComponentError::Invalid(first_line(&format!("{e:#}")))),

@@ -37,6 +37,7 @@ pub mod log;
 pub mod name;
 pub mod record;
 pub mod spec;
+pub mod target;
 pub mod wire;
 
 pub use content_id::{ContentId, RecordId};

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::component::PackageKind;
+use crate::component::{PackageKind, Summary};
 use crate::content_id::{ContentId, RecordId};
 use crate::key::PublicKey;
 
@@ -96,6 +96,9 @@ impl std::fmt::Display for Target {
 }
 
 /// The statement a record makes.
+// Releases (with their summary) are much larger than other statements; records are
+// handled one at a time and never stored in bulk as `Body`, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Body {
@@ -258,4 +261,69 @@ pub struct Release {
     pub description: Option<String>,
     /// SPDX license expression, as given by the publisher.
     pub license: Option<String>,
+    /// What the content imports, exports and needs, computed from its bytes at publish;
+    /// nodes that download the bytes recompute it and refuse the release if it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+    /// Files published beside the content (README, license text, source archive) and
+    /// where its source lives.
+    #[serde(default, skip_serializing_if = "Attachments::is_empty")]
+    pub attachments: Attachments,
+}
+
+/// Files published with a release, each a blob of its own, and its source reference.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachments {
+    /// A README (Markdown or text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readme: Option<Attachment>,
+    /// The full license text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license_text: Option<Attachment>,
+    /// An archive of the source, for licenses that require offering it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_archive: Option<Attachment>,
+    /// Where the source lives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceRef>,
+}
+
+impl Attachments {
+    /// Whether nothing is attached.
+    pub fn is_empty(&self) -> bool {
+        *self == Attachments::default()
+    }
+
+    /// The attached blobs, with a name for each.
+    pub fn blobs(&self) -> impl Iterator<Item = (&'static str, &Attachment)> {
+        [
+            ("readme", &self.readme),
+            ("license-text", &self.license_text),
+            ("source-archive", &self.source_archive),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+    }
+}
+
+/// One attached blob: enough to download and verify it like the content itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The blob's id.
+    pub content: ContentId,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of every chunk ([`crate::chunk::CHUNK_SIZE`]), concatenated.
+    pub chunks: ByteBuf,
+}
+
+/// Where a release's source lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    /// Repository URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Revision (commit, tag) the content was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }

@@ -1,8 +1,13 @@
-//! `ferry info`: a package's versions, signers, yanks, deletions, attestations, forks.
+//! `ferry info`: what a package is before installing it: versions (yanked marked),
+//! imports, exports, capabilities, metadata, signers, attestations, attachments, forks.
+//! Also `ferry readme` and `ferry license`, which print attached documents.
 
-use anyhow::Result;
-use ferry_protocol::PackageName;
-use serde_json::Value;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use ferry_protocol::{Spec, Want};
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::Global;
 use crate::client::{Client, enc};
@@ -11,8 +16,144 @@ use crate::output::{emit, human_size};
 /// Arguments of `ferry info`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Package name, `namespace:name`.
-    package: PackageName,
+    /// `ns:name`, `ns:name@VERSION-REQ`, a CID, or `sha256:<hex>`.
+    target: Spec,
+}
+
+/// Arguments of `ferry readme` and `ferry license`.
+#[derive(clap::Args, Debug)]
+pub struct DocArgs {
+    /// `ns:name[@VERSION-REQ]` (default: the newest non-yanked version).
+    spec: Spec,
+    /// Write to this file instead of standard output.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+}
+
+/// Runs `ferry readme` / `ferry license`: fetch the attachment `name` and print it.
+pub async fn doc(g: &Global, a: DocArgs, name: &str) -> Result<()> {
+    let client = Client::new(&g.data_dir)?;
+    let spec = spec_text(&a.spec);
+    let v: Value = client
+        .send(
+            client
+                .request(Method::POST, "/v1/attachment")
+                .json(&json!({ "spec": spec, "name": name })),
+        )
+        .await
+        .with_context(|| format!("getting the {} of {spec}", name.replace('-', " ")))?
+        .json()
+        .await?;
+    let cid = v["cid"].as_str().unwrap_or("");
+    let bytes = client
+        .send(client.request(Method::GET, &format!("/v1/blobs/{cid}")))
+        .await?
+        .bytes()
+        .await?;
+    // The node verified every chunk; check the whole once more before showing it.
+    let got = ferry_protocol::ContentId::of(&bytes).to_string();
+    anyhow::ensure!(
+        got == cid,
+        "the node returned bytes {got} for attachment {cid}: refusing them"
+    );
+    if let Some(out) = &a.output {
+        std::fs::write(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    emit(
+        g.json,
+        &json!({
+            "package": v["package"], "version": v["version"], "name": name, "cid": cid,
+            "size": v["size"], "path": a.output.as_ref().map(|p| p.display().to_string()),
+            "text": if a.output.is_none() { Some(text.to_string()) } else { None },
+        }),
+        |_| match &a.output {
+            Some(p) => format!("wrote {}", p.display()),
+            None => text.trim_end().to_string(),
+        },
+    )
+}
+
+fn spec_text(spec: &Spec) -> String {
+    match spec {
+        Spec::Package(n, w) => format!("{n}@{w}"),
+        Spec::Content(c) => c.to_string(),
+    }
+}
+
+/// Human lines for one release's contents: imports, exports, capabilities, metadata.
+fn contents(r: &Value, out: &mut String) {
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect()
+    };
+    for (label, key) in [
+        ("imports", "imports"),
+        ("exports", "exports"),
+        ("interfaces", "interfaces"),
+        ("worlds", "worlds"),
+    ] {
+        let l = list(&r[key]);
+        if !l.is_empty() {
+            out.push_str(&format!("\n      {label}: {}", l.join(", ")));
+        }
+    }
+    let caps: Vec<String> = r["capabilities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| s(&c["name"]).to_string())
+        .collect();
+    if !caps.is_empty() {
+        out.push_str(&format!("\n      capabilities: {}", caps.join(", ")));
+    }
+    let m = &r["metadata"];
+    for key in ["authors", "homepage", "source", "revision"] {
+        if let Some(v) = m[key].as_str() {
+            out.push_str(&format!("\n      {key}: {v}"));
+        }
+    }
+    if let Some(p) = m["producers"].as_object() {
+        for (field, entries) in p {
+            out.push_str(&format!("\n      {field}: {}", list(entries).join(", ")));
+        }
+    }
+    let at = &r["attachments"];
+    for (label, key) in [
+        ("readme", "readme"),
+        ("license text", "license_text"),
+        ("source archive", "source_archive"),
+    ] {
+        if let Some(a) = at.get(key).filter(|a| !a.is_null()) {
+            out.push_str(&format!(
+                "\n      {label}: {} ({})",
+                s(&a["cid"]),
+                human_size(a["size"].as_u64().unwrap_or(0))
+            ));
+        }
+    }
+    if let Some(repo) = at["repository"].as_str() {
+        out.push_str(&format!(
+            "\n      source: {repo}{}",
+            at["revision"]
+                .as_str()
+                .map(|r| format!(" @ {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    match s(&r["summary"]) {
+        "refused" => out.push_str(&format!(
+            "\n      REFUSED: its signed summary does not match its bytes ({})",
+            s(&r["summary_problem"])
+        )),
+        "announced" => {
+            out.push_str("\n      (summary as announced; checked against the bytes on fetch)")
+        }
+        _ => {}
+    }
 }
 
 fn s(v: &Value) -> &str {
@@ -22,9 +163,15 @@ fn s(v: &Value) -> &str {
 /// Runs `ferry info`.
 pub async fn run(g: &Global, a: Args) -> Result<()> {
     let client = Client::new(&g.data_dir)?;
-    let v: Value = client
-        .get(&format!("/v1/packages/{}", enc(&a.package.to_string())))
-        .await?;
+    let (package, want) = match &a.target {
+        Spec::Content(c) => return by_content(g, &client, c).await,
+        Spec::Package(n, w) => (n, w),
+    };
+    let mut path = format!("/v1/packages/{}", enc(&package.to_string()));
+    if !matches!(want, Want::Latest) {
+        path.push_str(&format!("?version={}", enc(&want.to_string())));
+    }
+    let v: Value = client.get(&path).await?;
     emit(g.json, &v, |v| {
         let mut out = format!(
             "{} ({})\nlog head: seq {} ({})",
@@ -90,6 +237,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
             if let Some(d) = r["description"].as_str() {
                 out.push_str(&format!("\n      {d}"));
             }
+            contents(r, &mut out);
             for at in r["attestations"].as_array().into_iter().flatten() {
                 out.push_str(&format!(
                     "\n      attested by {}: {}",
@@ -97,6 +245,30 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                     s(&at["claim"])
                 ));
             }
+        }
+        out
+    })
+}
+
+/// `ferry info CID`: the releases whose content this is.
+async fn by_content(g: &Global, client: &Client, cid: &ferry_protocol::ContentId) -> Result<()> {
+    let v: Value = client
+        .get(&format!("/v1/content/{}", enc(&cid.to_string())))
+        .await?;
+    emit(g.json, &v, |v| {
+        let mut out = format!("content {} ({})", s(&v["cid"]), s(&v["sha256"]));
+        for r in v["releases"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "\n  {}@{}  {}  signed by {}",
+                s(&r["package"]),
+                s(&r["version"]),
+                human_size(r["size"].as_u64().unwrap_or(0)),
+                s(&r["publisher"])
+            ));
+            if r.get("yanked").is_some_and(|y| !y.is_null()) {
+                out.push_str("  [yanked]");
+            }
+            contents(r, &mut out);
         }
         out
     })

@@ -13,7 +13,8 @@ use crate::output::{emit, human_size};
 /// Arguments of `ferry publish`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The .wasm file: a component or a binary WIT package.
+    /// A component (.wasm), a binary WIT package (.wasm), or WIT text (a .wit file or a
+    /// directory with an optional deps/ folder), which is encoded as a WIT package.
     file: PathBuf,
     /// Package name, `namespace:name`.
     #[arg(long)]
@@ -24,14 +25,65 @@ pub struct Args {
     /// One-line description, searchable.
     #[arg(long)]
     description: Option<String>,
-    /// SPDX license expression.
+    /// SPDX license expression (default: the component's `licenses` metadata).
     #[arg(long)]
     license: Option<String>,
+    /// A README (Markdown or text) to publish with the release.
+    #[arg(long, value_name = "FILE")]
+    readme: Option<PathBuf>,
+    /// The full license text to publish with the release.
+    #[arg(long, value_name = "FILE")]
+    license_file: Option<PathBuf>,
+    /// An archive of the source, for licenses that require offering it.
+    #[arg(long, value_name = "FILE")]
+    source_archive: Option<PathBuf>,
+    /// Source repository URL (default: the component's `source` metadata).
+    #[arg(long, value_name = "URL")]
+    source_repo: Option<String>,
+    /// Source revision (default: the component's `revision` metadata).
+    #[arg(long, value_name = "REV")]
+    source_rev: Option<String>,
+    /// With WIT text: another WIT package (file or directory) it depends on.
+    #[arg(long, value_name = "PATH")]
+    wit_dep: Vec<PathBuf>,
+}
+
+/// Reads the file to publish, encoding WIT text into a binary WIT package.
+fn read_package(a: &Args) -> Result<Vec<u8>> {
+    let is_wit_text = a.file.is_dir() || a.file.extension().is_some_and(|e| e == "wit");
+    if !is_wit_text {
+        return std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()));
+    }
+    let mut resolve = wit_parser::Resolve::new();
+    for dep in &a.wit_dep {
+        resolve
+            .push_path(dep)
+            .with_context(|| format!("parsing WIT dependency {}", dep.display()))?;
+    }
+    let (pkg, _) = resolve
+        .push_path(&a.file)
+        .with_context(|| format!("parsing WIT {}", a.file.display()))?;
+    wit_component::encode(&resolve, pkg, false)
+        .with_context(|| format!("encoding {} as a WIT package", a.file.display()))
+}
+
+/// Uploads an attachment to the node and returns its CID.
+async fn upload(client: &Client, what: &str, path: &std::path::Path) -> Result<String> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))?;
+    anyhow::ensure!(!bytes.is_empty(), "the {what} {} is empty", path.display());
+    let v: serde_json::Value = client
+        .send(client.request(Method::POST, "/v1/blobs").body(bytes))
+        .await
+        .with_context(|| format!("uploading the {what} {}", path.display()))?
+        .json()
+        .await?;
+    Ok(v["cid"].as_str().unwrap_or("").to_string())
 }
 
 /// Runs `ferry publish`.
 pub async fn run(g: &Global, a: Args) -> Result<()> {
-    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let bytes = read_package(&a)?;
     // Check locally first so the message names the file; the node checks again.
     if let Err(e) = ferry_protocol::component::check(&bytes) {
         anyhow::bail!("{} cannot be published: {e}", a.file.display());
@@ -47,6 +99,24 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     }
     if let Some(l) = &a.license {
         path.push_str(&format!("&license={}", enc(l)));
+    }
+    for (key, what, file) in [
+        ("readme", "README", &a.readme),
+        ("license_file", "license text", &a.license_file),
+        ("source_archive", "source archive", &a.source_archive),
+    ] {
+        if let Some(f) = file {
+            let cid = upload(&client, what, f).await?;
+            path.push_str(&format!("&{key}={}", enc(&cid)));
+        }
+    }
+    for (key, v) in [
+        ("source_repo", &a.source_repo),
+        ("source_rev", &a.source_rev),
+    ] {
+        if let Some(v) = v {
+            path.push_str(&format!("&{key}={}", enc(v)));
+        }
     }
     let v: serde_json::Value = client
         .send(client.request(Method::POST, &path).body(bytes))

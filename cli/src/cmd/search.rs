@@ -1,4 +1,5 @@
-//! `ferry search`: find packages by name and description words.
+//! `ferry search`: find packages by name and description words, and by the interfaces
+//! their components export or import.
 
 use anyhow::Result;
 
@@ -9,8 +10,17 @@ use crate::output::emit;
 /// Arguments of `ferry search`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Words to look for (prefixes match).
-    query: String,
+    /// Words to look for (prefixes match); optional with --implements or --imports.
+    query: Option<String>,
+    /// Only components that export this interface, e.g. `wasi:http/incoming-handler@0.2`.
+    #[arg(long, value_name = "IFACE[@REQ]")]
+    implements: Option<String>,
+    /// Only components that import this interface, e.g. `wasi:keyvalue/store`.
+    #[arg(long, value_name = "IFACE[@REQ]")]
+    imports: Option<String>,
+    /// Only versions matching this requirement, e.g. `^1.2`.
+    #[arg(long, value_name = "REQ")]
+    version: Option<String>,
     /// Most results.
     #[arg(long, default_value_t = 50)]
     limit: usize,
@@ -18,25 +28,50 @@ pub struct Args {
 
 /// Runs `ferry search`.
 pub async fn run(g: &Global, a: Args) -> Result<()> {
+    if a.query.is_none() && a.implements.is_none() && a.imports.is_none() {
+        return Err(crate::UsageError(
+            "give search words, --implements IFACE or --imports IFACE".into(),
+        )
+        .into());
+    }
     let client = Client::new(&g.data_dir)?;
-    let hits: serde_json::Value = client
-        .get(&format!("/v1/search?q={}&limit={}", enc(&a.query), a.limit))
-        .await?;
+    let mut path = format!("/v1/search?limit={}", a.limit);
+    for (k, v) in [
+        ("q", &a.query),
+        ("implements", &a.implements),
+        ("imports", &a.imports),
+        ("version", &a.version),
+    ] {
+        if let Some(v) = v {
+            path.push_str(&format!("&{k}={}", enc(v)));
+        }
+    }
+    let hits: serde_json::Value = client.get(&path).await?;
     emit(g.json, &hits, |h| {
         let rows = h.as_array().cloned().unwrap_or_default();
         if rows.is_empty() {
-            return format!("no package matches `{}`", a.query);
+            return "no package matches".to_string();
         }
         rows.iter()
             .map(|r| {
-                format!(
+                let ifaces: Vec<&str> = r["interfaces"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.as_str())
+                    .collect();
+                let mut line = format!(
                     "{}@{}  {}",
                     r["package"].as_str().unwrap_or(""),
                     r["version"].as_str().unwrap_or(""),
                     r["description"].as_str().unwrap_or("")
                 )
                 .trim_end()
-                .to_string()
+                .to_string();
+                if !ifaces.is_empty() {
+                    line.push_str(&format!("  [{}]", ifaces.join(", ")));
+                }
+                line
             })
             .collect::<Vec<_>>()
             .join("\n")

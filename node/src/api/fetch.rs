@@ -9,7 +9,7 @@ use ferry_protocol::ContentId;
 use serde_json::json;
 
 use super::read::{SpecQuery, required_key};
-use super::view::{VersionViewWithName, content_deleted, resolve_spec};
+use super::view::{VersionViewWithName, check_summary, content_deleted, resolve_spec};
 use super::{ApiError, AppState, bad, blocking, gone, not_found};
 
 pub(super) async fn fetch(
@@ -18,8 +18,11 @@ pub(super) async fn fetch(
 ) -> Result<Json<VersionViewWithName>, ApiError> {
     let shared = s.shared.clone();
     let key = required_key(&q)?;
-    let (entry, view) = blocking(move || resolve_spec(&shared, &q.spec, key.as_ref())).await?;
-    s.node.fetch(entry).await?;
+    let (entry, mut view) = blocking(move || resolve_spec(&shared, &q.spec, key.as_ref())).await?;
+    s.node.fetch(entry.clone()).await?;
+    let shared = s.shared.clone();
+    blocking(move || check_summary(&shared, &entry)).await?;
+    view.release.summary = "verified";
     Ok(Json(view))
 }
 
@@ -72,4 +75,53 @@ pub(super) async fn blob(
         body,
     )
         .into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct AttachmentQuery {
+    spec: String,
+    /// `readme`, `license-text` or `source-archive`.
+    name: String,
+}
+
+/// Makes the node hold one attachment of a release; the client then reads it from
+/// `/v1/blobs/{cid}`.
+pub(super) async fn attachment(
+    State(s): State<AppState>,
+    Json(q): Json<AttachmentQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let shared = s.shared.clone();
+    let spec = q.spec.clone();
+    let (entry, _) = blocking(move || resolve_spec(&shared, &spec, None)).await?;
+    let Some((name, a)) = entry
+        .attachments
+        .blobs()
+        .find(|(n, _)| *n == q.name)
+        .map(|(n, a)| (n, a.clone()))
+    else {
+        return Err(not_found(format!(
+            "{}@{} was published without a {}",
+            entry.package,
+            entry.version,
+            q.name.replace('-', " ")
+        )));
+    };
+    // Downloaded like content: chunk by chunk from providers, each chunk verified
+    // against the digests the signed release lists.
+    let attached = crate::index::ReleaseEntry {
+        content: a.content,
+        size: a.size,
+        chunks: a.chunks.to_vec(),
+        summary: None,
+        attachments: Default::default(),
+        ..entry.clone()
+    };
+    s.node.fetch(attached).await?;
+    Ok(Json(json!({
+        "package": entry.package.to_string(),
+        "version": entry.version.to_string(),
+        "name": name,
+        "cid": a.content.to_string(),
+        "size": a.size,
+    })))
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::view::{VersionViewWithName, release_view, resolve_spec};
 use super::{ApiError, AppState, bad, blocking, not_found};
+use crate::index::{InterfaceQuery, SearchQuery as IndexQuery};
 
 pub(super) async fn status(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let peers = s.node.peers().await;
@@ -34,11 +35,23 @@ pub(super) async fn key(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(json!({ "publisher": s.shared.publisher.to_string() }))
 }
 
+#[derive(Deserialize)]
+pub(super) struct InfoQuery {
+    /// Only versions matching this (an exact version or a requirement).
+    version: Option<String>,
+}
+
 pub(super) async fn info(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    Query(iq): Query<InfoQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let pkg: PackageName = name.parse().map_err(bad)?;
+    let want = iq
+        .version
+        .filter(|v| !v.is_empty())
+        .map(|v| ferry_protocol::Want::parse(&v).map_err(bad))
+        .transpose()?;
     let shared = s.shared.clone();
     blocking(move || {
         let idx = &shared.index;
@@ -49,8 +62,14 @@ pub(super) async fn info(
         let versions = idx
             .releases(&pkg)?
             .iter()
+            .filter(|r| want.as_ref().is_none_or(|w| w.matches(&r.version)))
             .map(|r| release_view(&shared, r, op.as_ref(), Some(&state)))
             .collect::<Result<Vec<_>, _>>()?;
+        if versions.is_empty()
+            && let Some(w) = &want
+        {
+            return Err(not_found(format!("no version of {pkg} matches {w}")));
+        }
         let deleted = op
             .as_ref()
             .and_then(|o| o.deletion(&pkg.to_string(), None, None))
@@ -77,7 +96,14 @@ pub(super) async fn info(
 
 #[derive(Deserialize)]
 pub(super) struct SearchQuery {
-    q: String,
+    /// Free text (names, descriptions).
+    q: Option<String>,
+    /// `ns:pkg/iface[@req]` the component must export.
+    implements: Option<String>,
+    /// `ns:pkg/iface[@req]` the component must import.
+    imports: Option<String>,
+    /// Version requirement on the release.
+    version: Option<String>,
     limit: Option<usize>,
 }
 
@@ -86,20 +112,38 @@ pub(super) async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let idx = s.shared.index.clone();
-    let limit = q.limit.unwrap_or(50).min(1000);
-    let hits = blocking(move || {
-        let op = idx.operator_state()?;
-        let hits = idx.search(&q.q, limit)?;
-        // Deleted packages are not indexed for anyone.
-        Ok(hits
-            .into_iter()
-            .filter(|h| {
-                op.as_ref()
-                    .is_none_or(|o| o.deletion(&h.package, None, None).is_none())
+    let iface = |v: Option<String>| -> Result<Option<InterfaceQuery>, ApiError> {
+        v.filter(|v| !v.is_empty())
+            .map(|v| v.parse().map_err(bad))
+            .transpose()
+    };
+    let query = IndexQuery {
+        text: q.q,
+        implements: iface(q.implements)?,
+        imports: iface(q.imports)?,
+        version: q
+            .version
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                semver::VersionReq::parse(&v).map_err(|_| {
+                    bad(format!(
+                        "`{v}` is not a version requirement (expected e.g. ^1.2 or >=0.2, <0.3)"
+                    ))
+                })
             })
-            .collect::<Vec<_>>())
-    })
-    .await?;
+            .transpose()?,
+        limit: q.limit.unwrap_or(50).min(1000),
+    };
+    if query.text.as_deref().is_none_or(|t| t.trim().is_empty())
+        && query.implements.is_none()
+        && query.imports.is_none()
+    {
+        return Err(bad(
+            "give search words, --implements or --imports (e.g. --implements wasi:http/incoming-handler@0.2)",
+        ));
+    }
+    // Deleted, yanked and lying releases are left out by the index.
+    let hits = blocking(move || Ok(idx.find(&query)?)).await?;
     Ok(Json(serde_json::to_value(hits).unwrap_or_default()))
 }
 
@@ -176,6 +220,37 @@ pub(super) async fn heads(
             "id": h.id.to_string(),
             "fork": h.fork.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(), "more": more })))
+    })
+    .await
+}
+
+/// Releases whose content is `cid` (a CID or `sha256:<hex>`).
+pub(super) async fn content(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cid: ContentId = cid.parse().map_err(bad)?;
+    let shared = s.shared.clone();
+    blocking(move || {
+        let releases = shared.index.releases_by_content(&cid)?;
+        if releases.is_empty() {
+            return Err(not_found(format!(
+                "no release in this network has content {cid} ({})",
+                cid.to_sha256()
+            )));
+        }
+        let op = shared.index.operator_state()?;
+        let mut out = Vec::new();
+        for r in &releases {
+            let pkg = shared.index.package_state(&r.package)?;
+            out.push(VersionViewWithName {
+                package: r.package.to_string(),
+                release: release_view(&shared, r, op.as_ref(), pkg.as_ref())?,
+            });
+        }
+        Ok(Json(
+            json!({ "cid": cid.to_string(), "sha256": cid.to_sha256(), "releases": out }),
+        ))
     })
     .await
 }

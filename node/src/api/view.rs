@@ -5,7 +5,9 @@
 //! CLI warns) but never to deleted content.
 
 use ferry_protocol::component::PackageKind;
+use ferry_protocol::component::analysis::{Capability, Metadata};
 use ferry_protocol::log::{OperatorState, PackageState};
+use ferry_protocol::record::Attachments;
 use ferry_protocol::{ContentId, PublicKey, Spec, Want};
 use serde::Serialize;
 
@@ -66,6 +68,76 @@ pub struct ReleaseView {
     pub deleted: Option<Notice>,
     /// Statements by other keys about this release.
     pub attestations: Vec<AttestationView>,
+    /// Imported interfaces and functions: the content's dependencies on its host.
+    pub imports: Vec<String>,
+    /// Exported interfaces and functions.
+    pub exports: Vec<String>,
+    /// What the imports ask of a host, grouped for people.
+    pub capabilities: Vec<Capability>,
+    /// For a WIT package: its own name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wit_package: Option<String>,
+    /// For a WIT package: its interfaces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+    /// For a WIT package: its worlds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub worlds: Vec<String>,
+    /// Metadata sections (authors, source, homepage, revision, producers, ...).
+    pub metadata: Metadata,
+    /// Attached files and the source reference.
+    pub attachments: AttachmentsView,
+    /// `verified` once this node checked the summary against the bytes, `announced`
+    /// before, `refused` when it lied.
+    pub summary: &'static str,
+    /// Why the summary was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary_problem: Option<String>,
+}
+
+/// One attached blob.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttachedView {
+    /// Its CID.
+    pub cid: String,
+    /// Its size.
+    pub size: u64,
+}
+
+/// Attached files and source reference of a release.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AttachmentsView {
+    /// README.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readme: Option<AttachedView>,
+    /// License text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license_text: Option<AttachedView>,
+    /// Source archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_archive: Option<AttachedView>,
+    /// Repository URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// Revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+fn attachments_view(a: &Attachments) -> AttachmentsView {
+    let one = |x: &Option<ferry_protocol::record::Attachment>| {
+        x.as_ref().map(|x| AttachedView {
+            cid: x.content.to_string(),
+            size: x.size,
+        })
+    };
+    AttachmentsView {
+        readme: one(&a.readme),
+        license_text: one(&a.license_text),
+        source_archive: one(&a.source_archive),
+        repository: a.source.as_ref().and_then(|s| s.repository.clone()),
+        revision: a.source.as_ref().and_then(|s| s.revision.clone()),
+    }
 }
 
 /// A release with its package name, as `resolve`, `fetch` and `verify` return it.
@@ -109,6 +181,8 @@ pub fn release_view(
             record: id.to_string(),
         })
         .collect();
+    let verdict = shared.index.summary_verdict(&e.record)?;
+    let summary = e.summary.clone().unwrap_or_default();
     Ok(ReleaseView {
         version: e.version.to_string(),
         cid: e.content.to_string(),
@@ -127,6 +201,20 @@ pub fn release_view(
         }),
         deleted,
         attestations,
+        imports: summary.imports,
+        exports: summary.exports,
+        capabilities: summary.capabilities,
+        wit_package: summary.wit_package,
+        interfaces: summary.interfaces,
+        worlds: summary.worlds,
+        metadata: summary.metadata,
+        attachments: attachments_view(&e.attachments),
+        summary: match &verdict {
+            Some(Ok(())) => "verified",
+            Some(Err(_)) => "refused",
+            None => "announced",
+        },
+        summary_problem: verdict.and_then(|v| v.err()),
     })
 }
 
@@ -159,7 +247,10 @@ pub fn resolve_spec(
                     .zip(&views)
                     .enumerate()
                     .filter(|(_, (r, v))| {
-                        v.yanked.is_none() && v.deleted.is_none() && want.matches(&r.version)
+                        v.yanked.is_none()
+                            && v.deleted.is_none()
+                            && v.summary_problem.is_none()
+                            && want.matches(&r.version)
                     })
                     .max_by(|a, b| a.1.0.version.cmp(&b.1.0.version))
                     .map(|(i, _)| i),
@@ -216,6 +307,9 @@ pub fn resolve_spec(
             d.reason.as_deref().unwrap_or("no reason given")
         )));
     }
+    if let Some(why) = &view.summary_problem {
+        return Err(lying(&entry, why));
+    }
     if let Some(key) = require
         && !view.attestations.iter().any(|a| a.key == key.to_string())
     {
@@ -232,6 +326,51 @@ pub fn resolve_spec(
         release: view,
     };
     Ok((entry, view))
+}
+
+/// The refusal of a release whose summary lies about its bytes.
+pub fn lying(entry: &ReleaseEntry, why: &str) -> ApiError {
+    ApiError(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        format!(
+            "{}@{} refused: its signed summary does not match its content ({why}); it was signed by {}",
+            entry.package, entry.version, entry.publisher
+        ),
+    )
+}
+
+/// Checks a downloaded release's announced summary against its bytes once, remembering
+/// the verdict; a lying release is refused from then on.
+pub fn check_summary(shared: &Shared, entry: &ReleaseEntry) -> Result<(), ApiError> {
+    let Some(announced) = &entry.summary else {
+        return Ok(());
+    };
+    if let Some(v) = shared.index.summary_verdict(&entry.record)? {
+        return v.map_err(|why| lying(entry, &why));
+    }
+    let path = shared.blobs.path(&entry.content).ok_or_else(|| {
+        not_found(format!(
+            "{} is not stored on this node yet: fetch it first",
+            entry.content
+        ))
+    })?;
+    let bytes = std::fs::read(&path).map_err(|e| not_found(format!("{}: {e}", path.display())))?;
+    let verdict = match ferry_protocol::component::check(&bytes) {
+        Ok(c) if c.kind != entry.kind => Err(format!(
+            "it announces a {:?} but the bytes are a {:?}",
+            entry.kind, c.kind
+        )),
+        Ok(c) => match ferry_protocol::component::analysis::difference(announced, &c.summary) {
+            Some(d) => Err(d),
+            None => Ok(()),
+        },
+        Err(e) => Err(format!("the bytes are not a valid package: {e}")),
+    };
+    shared.index.set_summary_verdict(&entry.record, &verdict)?;
+    if let Err(why) = &verdict {
+        tracing::warn!(target: "ferry::fetch", record = %entry.record, "{}@{}: summary lies: {why}", entry.package, entry.version);
+    }
+    verdict.map_err(|why| lying(entry, &why))
 }
 
 /// Whether operator tombstones cover this content.

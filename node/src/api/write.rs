@@ -5,10 +5,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use ferry_protocol::record::Body;
+use ferry_protocol::record::{Attachment, Attachments, Body, SourceRef};
 use ferry_protocol::{ContentId, Namespace, PackageName, PublicKey, chunk, component};
 use serde::Deserialize;
+use serde_bytes::ByteBuf;
 use serde_json::json;
+use sha2::Digest;
 
 use super::{ApiError, AppState, bad, blocking, check_token};
 use crate::command::Draft;
@@ -19,6 +21,64 @@ pub(super) struct PublishQuery {
     version: String,
     description: Option<String>,
     license: Option<String>,
+    /// CID of a blob uploaded with `POST /v1/blobs`: the README.
+    readme: Option<String>,
+    /// CID of an uploaded blob: the license text.
+    license_file: Option<String>,
+    /// CID of an uploaded blob: an archive of the source.
+    source_archive: Option<String>,
+    /// Repository URL (default: the component's `source` metadata).
+    source_repo: Option<String>,
+    /// Revision (default: the component's `revision` metadata).
+    source_rev: Option<String>,
+}
+
+/// An uploaded attachment: it must already be stored on this node.
+fn attachment(s: &AppState, what: &str, cid: Option<&str>) -> Result<Option<Attachment>, ApiError> {
+    let Some(cid) = cid.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let id: ContentId = cid.parse().map_err(bad)?;
+    let missing = || {
+        bad(format!(
+            "the {what} {id} is not stored on this node: upload it with POST /v1/blobs first"
+        ))
+    };
+    let size = s.shared.blobs.size(&id).ok_or_else(missing)?;
+    // Chunk by chunk, so a large source archive is never held in memory whole.
+    let mut chunks = Vec::new();
+    for i in 0..chunk::count(size, chunk::CHUNK_SIZE) {
+        let c = s.shared.blobs.read_chunk(&id, i).map_err(|_| missing())?;
+        chunks.extend_from_slice(&sha2::Sha256::digest(&c));
+    }
+    Ok(Some(Attachment {
+        content: id,
+        size,
+        chunks: ByteBuf::from(chunks),
+    }))
+}
+
+/// Stores an attachment blob (README, license text, source archive) for a later publish.
+pub(super) async fn upload_blob(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_token(&s, &headers)?;
+    if bytes.is_empty() {
+        return Err(bad("an empty file cannot be attached"));
+    }
+    let blobs = s.shared.blobs.clone();
+    let id = blocking(move || {
+        let id = ContentId::of(&bytes);
+        blobs
+            .put(&bytes)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        Ok(id)
+    })
+    .await?;
+    let size = s.shared.blobs.size(&id).unwrap_or(0);
+    Ok(Json(json!({ "cid": id.to_string(), "size": size })))
 }
 
 pub(super) async fn publish(
@@ -52,6 +112,29 @@ pub(super) async fn publish(
     })
     .await?;
     let size = s.shared.blobs.size(&content).unwrap_or(0);
+    let meta = &checked.summary.metadata;
+    let attachments = Attachments {
+        readme: attachment(&s, "README", q.readme.as_deref())?,
+        license_text: attachment(&s, "license text", q.license_file.as_deref())?,
+        source_archive: attachment(&s, "source archive", q.source_archive.as_deref())?,
+        source: {
+            let src = SourceRef {
+                repository: q
+                    .source_repo
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| meta.source.clone()),
+                revision: q
+                    .source_rev
+                    .filter(|r| !r.is_empty())
+                    .or_else(|| meta.revision.clone()),
+            };
+            (src != SourceRef::default()).then_some(src)
+        },
+    };
+    let description = q
+        .description
+        .filter(|d| !d.is_empty())
+        .or_else(|| meta.description.clone());
     let draft = Draft {
         package: package.clone(),
         version: version.clone(),
@@ -59,9 +142,11 @@ pub(super) async fn publish(
         content,
         size,
         chunks,
-        description: q.description.filter(|d| !d.is_empty()),
+        description,
         // --license wins; otherwise the component's own `licenses` metadata.
         license: q.license.filter(|l| !l.is_empty()).or(metadata_license),
+        summary: checked.summary.clone(),
+        attachments,
     };
     match s.node.publish(draft).await {
         Ok(entry) => Ok(Json(json!({
@@ -135,5 +220,60 @@ pub(super) async fn append(
     let id = s.node.append(b.log.clone(), b.body).await?;
     Ok(Json(
         json!({ "record": id.to_string(), "kind": kind, "log": b.log }),
+    ))
+}
+
+/// Takes a record signed elsewhere (e.g. by an offline key), validates it as a peer's
+/// record would be, stores and announces it. A release whose content is already here
+/// must carry the summary its bytes give.
+pub(super) async fn submit(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_token(&s, &headers)?;
+    let rec = ferry_protocol::SignedRecord::decode(&bytes)
+        .map_err(|e| bad(format!("not a signed record: {e}")))?;
+    if let Body::Release(rel) = &rec.record.body
+        && s.shared.blobs.has(&rel.content)
+    {
+        let shared = s.shared.clone();
+        let rel = rel.clone();
+        let log = rec.record.log.clone();
+        blocking(move || {
+            let path = shared
+                .blobs
+                .path(&rel.content)
+                .ok_or_else(|| bad("blob vanished"))?;
+            let data = std::fs::read(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            let computed = component::check(&data).map_err(|e| {
+                ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "{log}@{} refused: its content is not a valid package: {e}",
+                        rel.version
+                    ),
+                )
+            })?;
+            let announced = rel.summary.clone().unwrap_or_default();
+            if let Some(d) = component::analysis::difference(&announced, &computed.summary) {
+                return Err(ApiError(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "{log}@{} refused: its signed summary does not match its content ({d})",
+                        rel.version
+                    ),
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let id = rec.id;
+    let kind = rec.record.body.kind();
+    let log = rec.record.log.clone();
+    let new = s.node.submit(rec).await?;
+    Ok(Json(
+        json!({ "record": id.to_string(), "kind": kind, "log": log, "new": new }),
     ))
 }

@@ -80,6 +80,8 @@ impl EventLoop {
                 chunks: ByteBuf::from(d.chunks),
                 description: d.description,
                 license: d.license,
+                summary: Some(d.summary),
+                attachments: d.attachments.clone(),
             }),
         );
         // Check the whole write before storing any of it, so a refused release never
@@ -101,6 +103,10 @@ impl EventLoop {
             self.announce(topic.clone(), rec);
         }
         self.provide(&d.content);
+        let attached: Vec<_> = d.attachments.blobs().map(|(_, a)| a.content).collect();
+        for id in attached {
+            self.provide(&id);
+        }
         let entry = entry.ok_or_else(|| WriteError::Conflict("release was not applied".into()))?;
         self.shared.note_release(&entry);
         Ok(entry)
@@ -129,6 +135,41 @@ impl EventLoop {
 }
 
 impl EventLoop {
+    /// Ingests a record signed elsewhere exactly as if a peer had sent it, then
+    /// announces it on its log's topic.
+    pub(super) fn submit(&mut self, rec: SignedRecord) -> Result<bool, WriteError> {
+        let topic = if rec.record.log == OPERATOR_LOG {
+            swarm::operator_topic(&self.network)
+        } else {
+            let ns_of = |name: &str| -> Result<Namespace, WriteError> {
+                let pkg: ferry_protocol::PackageName =
+                    name.parse().map_err(ferry_protocol::log::Rejection::from)?;
+                Ok(pkg.namespace().clone())
+            };
+            let ns = match &rec.record.body {
+                Body::Attest(a) => ns_of(&a.package)?,
+                _ => ns_of(&rec.record.log)?,
+            };
+            swarm::namespace_topic(&self.network, &ns)
+        };
+        match self.index.ingest(&rec, now_ms()) {
+            Ok(Applied::New { effect, .. }) => {
+                self.on_effect(effect);
+                self.announce(topic, &rec);
+                Ok(true)
+            }
+            Ok(Applied::Duplicate) => Ok(false),
+            Ok(Applied::Forked { log, seq }) => {
+                self.announce(topic, &rec);
+                Err(WriteError::Conflict(format!(
+                    "the record conflicts with another at {log} seq {seq}: the log is now forked"
+                )))
+            }
+            Err(crate::index::IngestError::Rejected(r)) => Err(r.into()),
+            Err(crate::index::IngestError::Index(e)) => Err(e.into()),
+        }
+    }
+
     /// Signs `body` and appends it to `log` (attestations go to our attester log).
     pub(super) fn append(
         &mut self,

@@ -13,8 +13,8 @@ use ferry_protocol::{ContentId, PackageName, RecordId, SignedRecord};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::{
-    ATTESTATIONS, Applied, BY_CONTENT, EVIDENCE, Effect, Index, IndexError, IngestError, LOG_SEQ,
-    LOG_STATE, RECORDS, RELEASES, ReleaseEntry, TOKENS, cbor, search, uncbor,
+    ATTESTATIONS, Applied, BY_CONTENT, EVIDENCE, Effect, INTERFACES, Index, IndexError,
+    IngestError, LOG_SEQ, LOG_STATE, RECORDS, RELEASES, ReleaseEntry, TOKENS, cbor, search, uncbor,
 };
 
 /// Per-record state snapshots kept per package log: a fork deeper than this is rewound
@@ -486,6 +486,8 @@ fn index_release(tx: &WriteTransaction, rec: &SignedRecord) -> Result<ReleaseEnt
         publisher: rec.signer,
         record: rec.id,
         time_ms: rec.record.time_ms,
+        summary: rel.summary.clone(),
+        attachments: rel.attachments.clone(),
     };
     let pkg = e.package.to_string();
     let ver = e.version.to_string();
@@ -500,6 +502,12 @@ fn index_release(tx: &WriteTransaction, rec: &SignedRecord) -> Result<ReleaseEnt
     let mut tokens = tx.open_multimap_table(TOKENS).map_err(st)?;
     for t in search::tokens_of(&e.package, e.description.as_deref()) {
         tokens.insert(t.as_str(), pkg.as_str()).map_err(st)?;
+    }
+    let mut ifaces = tx.open_multimap_table(INTERFACES).map_err(st)?;
+    for k in search::interface_keys(&e) {
+        ifaces
+            .insert(k.as_str(), (pkg.as_str(), ver.as_str()))
+            .map_err(st)?;
     }
     Ok(e)
 }
@@ -523,6 +531,7 @@ fn reindex_package(tx: &WriteTransaction, state: &PackageState) -> Result<(), In
     let mut rel = tx.open_table(RELEASES).map_err(st)?;
     let mut by = tx.open_multimap_table(BY_CONTENT).map_err(st)?;
     let mut tokens = tx.open_multimap_table(TOKENS).map_err(st)?;
+    let mut ifaces = tx.open_multimap_table(INTERFACES).map_err(st)?;
     let kept = |e: &ReleaseEntry| {
         state
             .versions
@@ -535,6 +544,11 @@ fn reindex_package(tx: &WriteTransaction, state: &PackageState) -> Result<(), In
         }
         if !kept(e) {
             let ver = e.version.to_string();
+            for k in search::interface_keys(e) {
+                ifaces
+                    .remove(k.as_str(), (pkg.as_str(), ver.as_str()))
+                    .map_err(st)?;
+            }
             rel.remove((pkg.as_str(), ver.as_str())).map_err(st)?;
             by.remove(e.content.digest().as_slice(), (pkg.as_str(), ver.as_str()))
                 .map_err(st)?;
@@ -559,7 +573,9 @@ fn deleted_contents(tx: &WriteTransaction, target: &Target) -> Result<Vec<Conten
                 .get((package.as_str(), normalize_version(version).as_str()))
                 .map_err(st)?
             {
-                out.push(uncbor::<ReleaseEntry>(v.value())?.content);
+                let e = uncbor::<ReleaseEntry>(v.value())?;
+                out.push(e.content);
+                out.extend(e.attachments.blobs().map(|(_, a)| a.content));
             }
         }
         Target::Package { package } => {
@@ -569,7 +585,9 @@ fn deleted_contents(tx: &WriteTransaction, target: &Target) -> Result<Vec<Conten
                 .map_err(st)?
             {
                 let (_, v) = item.map_err(st)?;
-                out.push(uncbor::<ReleaseEntry>(v.value())?.content);
+                let e = uncbor::<ReleaseEntry>(v.value())?;
+                out.push(e.content);
+                out.extend(e.attachments.blobs().map(|(_, a)| a.content));
             }
         }
     }

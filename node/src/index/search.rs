@@ -6,12 +6,15 @@
 //! matches, then description matches.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
 
 use ferry_protocol::PackageName;
+use ferry_protocol::target::split_versioned;
 use redb::{ReadableDatabase, ReadableMultimapTable};
+use semver::VersionReq;
 use serde::Serialize;
 
-use super::{Index, IndexError, TOKENS};
+use super::{Index, IndexError, ReleaseEntry, TOKENS};
 
 /// Most description words indexed per release.
 const MAX_DESCRIPTION_TOKENS: usize = 64;
@@ -27,6 +30,101 @@ pub struct SearchHit {
     pub version: String,
     /// Its description.
     pub description: Option<String>,
+    /// The interfaces that matched `--implements` / `--imports`, with their versions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+}
+
+/// An interface to look for: `ns:pkg/iface` with an optional version requirement
+/// (`wasi:http/incoming-handler@0.2` means `^0.2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceQuery {
+    /// The interface name without version.
+    pub name: String,
+    /// Versions of the interface that match.
+    pub req: Option<VersionReq>,
+}
+
+/// Why an interface query does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{0}` is not an interface query: expected ns:pkg/interface[@version-requirement], e.g. wasi:http/incoming-handler@0.2"
+)]
+pub struct InterfaceQueryError(String);
+
+impl FromStr for InterfaceQuery {
+    type Err = InterfaceQueryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || InterfaceQueryError(s.to_string());
+        let (name, req) = match s.rsplit_once('@') {
+            Some((n, r)) => (n, Some(VersionReq::parse(r).map_err(|_| err())?)),
+            None => (s, None),
+        };
+        let (pkg, iface) = name.split_once('/').ok_or_else(err)?;
+        let valid_label = |l: &str| {
+            !l.is_empty()
+                && l.split('-').all(|w| {
+                    !w.is_empty()
+                        && w.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                })
+        };
+        let (ns, p) = pkg.split_once(':').ok_or_else(err)?;
+        if ![ns, p, iface].into_iter().all(valid_label) {
+            return Err(err());
+        }
+        Ok(InterfaceQuery {
+            name: name.to_string(),
+            req,
+        })
+    }
+}
+
+impl InterfaceQuery {
+    /// Whether a summary entry (`ns:pkg/iface@1.2.3`) matches.
+    pub fn matches(&self, item: &str) -> bool {
+        let (base, version) = split_versioned(item);
+        if base != self.name {
+            return false;
+        }
+        match (&self.req, version) {
+            (None, _) => true,
+            (Some(req), Some(v)) => req.matches(&v),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// A search: free text, interface filters, a version requirement.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Words to match against names and descriptions.
+    pub text: Option<String>,
+    /// Only releases that export this interface.
+    pub implements: Option<InterfaceQuery>,
+    /// Only releases that import this interface.
+    pub imports: Option<InterfaceQuery>,
+    /// Only versions matching this requirement.
+    pub version: Option<VersionReq>,
+    /// Most results.
+    pub limit: usize,
+}
+
+/// The interface index keys of a release: `e:<name>` for exports, `i:<name>` for imports
+/// (names without version; unnamed items such as bare functions are not indexed).
+pub(super) fn interface_keys(e: &ReleaseEntry) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(s) = &e.summary {
+        for (prefix, list) in [("e:", &s.exports), ("i:", &s.imports)] {
+            for item in list {
+                let (base, _) = split_versioned(item);
+                if base.contains('/') {
+                    out.insert(format!("{prefix}{base}"));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
@@ -58,6 +156,128 @@ pub(super) fn tokens_of(package: &PackageName, description: Option<&str>) -> BTr
 impl Index {
     /// Packages matching every word of `query` (by prefix), best first.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, IndexError> {
+        self.find(&SearchQuery {
+            text: Some(query.to_string()),
+            limit,
+            ..SearchQuery::default()
+        })
+    }
+
+    /// Runs a search: ranks packages by text (exact name, name prefix, then name and
+    /// description words), keeps those with a release that passes every filter, and
+    /// returns each with its best such release (highest stable version that is not
+    /// yanked, deleted or found lying).
+    pub fn find(&self, q: &SearchQuery) -> Result<Vec<SearchHit>, IndexError> {
+        // Allowed versions per package, from the interface filters.
+        let mut allowed: Option<BTreeMap<String, BTreeMap<String, Vec<String>>>> = None;
+        for (iq, exports) in [(&q.implements, true), (&q.imports, false)] {
+            let Some(iq) = iq else { continue };
+            let mut this: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+            for (pkg, ver) in self.by_interface(&iq.name, exports)? {
+                let Some(e) = self.release(&pkg, &ver)? else {
+                    continue;
+                };
+                let Some(s) = &e.summary else { continue };
+                let list = if exports { &s.exports } else { &s.imports };
+                let hits: Vec<String> = list.iter().filter(|i| iq.matches(i)).cloned().collect();
+                if !hits.is_empty() {
+                    this.entry(pkg).or_default().insert(ver, hits);
+                }
+            }
+            allowed = Some(match allowed {
+                None => this,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter_map(|(p, vs)| {
+                        let other = this.get(&p)?;
+                        let kept: BTreeMap<String, Vec<String>> = vs
+                            .into_iter()
+                            .filter_map(|(v, mut h)| {
+                                h.extend(other.get(&v)?.iter().cloned());
+                                Some((v, h))
+                            })
+                            .collect();
+                        (!kept.is_empty()).then_some((p, kept))
+                    })
+                    .collect(),
+            });
+        }
+        let ranked: Vec<String> = match &q.text {
+            Some(t) if !t.trim().is_empty() => {
+                let mut r = self.text_ranked(t)?;
+                if let Some(a) = &allowed {
+                    r.retain(|p| a.contains_key(p));
+                }
+                r
+            }
+            _ => match &allowed {
+                Some(a) => a.keys().cloned().collect(),
+                None => return Ok(Vec::new()),
+            },
+        };
+        let op = self.operator_state()?;
+        let mut out = Vec::new();
+        for p in ranked {
+            if out.len() >= q.limit {
+                break;
+            }
+            let Ok(name) = p.parse::<PackageName>() else {
+                continue;
+            };
+            if op
+                .as_ref()
+                .is_some_and(|o| o.deletion(&p, None, None).is_some())
+            {
+                continue;
+            }
+            let state = self.package_state(&name)?;
+            let versions = allowed.as_ref().and_then(|a| a.get(&p));
+            let mut best: Option<(ReleaseEntry, Vec<String>)> = None;
+            for e in self.releases(&name)? {
+                let ver = e.version.to_string();
+                let matched = match versions {
+                    Some(vs) => match vs.get(&ver) {
+                        Some(h) => h.clone(),
+                        None => continue,
+                    },
+                    None => Vec::new(),
+                };
+                if q.version.as_ref().is_some_and(|r| !r.matches(&e.version)) {
+                    continue;
+                }
+                let yanked = state
+                    .as_ref()
+                    .and_then(|s| s.versions.get(&e.version))
+                    .is_some_and(|v| v.yanked.is_some());
+                let deleted = op
+                    .as_ref()
+                    .is_some_and(|o| o.deletion(&p, Some(&ver), Some(&e.content)).is_some());
+                if yanked || deleted || self.lying(&e.record)?.is_some() {
+                    continue;
+                }
+                let better = best.as_ref().is_none_or(|(b, _)| {
+                    (e.version.pre.is_empty(), &e.version) > (b.version.pre.is_empty(), &b.version)
+                });
+                if better {
+                    best = Some((e, matched));
+                }
+            }
+            if let Some((e, mut matched)) = best {
+                matched.sort();
+                matched.dedup();
+                out.push(SearchHit {
+                    package: p,
+                    version: e.version.to_string(),
+                    description: e.description,
+                    interfaces: matched,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Packages matching every word of `query`, best first.
+    fn text_ranked(&self, query: &str) -> Result<Vec<String>, IndexError> {
         let q = query.trim().to_lowercase();
         // A whole package name is one word; otherwise split on anything not alphanumeric.
         let qwords: Vec<String> = if q.parse::<PackageName>().is_ok() {
@@ -121,22 +341,6 @@ impl Index {
             })
             .collect();
         ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        let mut out = Vec::new();
-        for (_, p) in ranked.into_iter().take(limit) {
-            let Ok(name) = p.parse::<PackageName>() else {
-                continue;
-            };
-            if let Some(latest) = self.releases(&name)?.into_iter().max_by(|a, b| {
-                // Prefer the newest stable version; fall back to the newest prerelease.
-                (a.version.pre.is_empty(), &a.version).cmp(&(b.version.pre.is_empty(), &b.version))
-            }) {
-                out.push(SearchHit {
-                    package: p,
-                    version: latest.version.to_string(),
-                    description: latest.description,
-                });
-            }
-        }
-        Ok(out)
+        Ok(ranked.into_iter().map(|(_, p)| p).collect())
     }
 }

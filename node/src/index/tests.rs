@@ -116,6 +116,8 @@ impl Fixture {
                 chunks: ByteBuf::from(chunk::digests(bytes, chunk::CHUNK_SIZE)),
                 description: Some(description.into()),
                 license: None,
+                summary: Some(Default::default()),
+                attachments: Default::default(),
             }),
         );
         self.index.ingest(&rec, NOW).unwrap();
@@ -181,6 +183,8 @@ fn duplicates_and_rejections_change_nothing() {
             chunks: ByteBuf::from(chunk::digests(b"evil", chunk::CHUNK_SIZE)),
             description: Some("evil".into()),
             license: None,
+            summary: Some(Default::default()),
+            attachments: Default::default(),
         }),
     );
     assert!(matches!(
@@ -208,6 +212,8 @@ fn duplicates_and_rejections_change_nothing() {
             chunks: ByteBuf::from(chunk::digests(b"b", chunk::CHUNK_SIZE)),
             description: None,
             license: None,
+            summary: Some(Default::default()),
+            attachments: Default::default(),
         }),
     );
     assert!(matches!(

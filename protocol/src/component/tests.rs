@@ -9,6 +9,29 @@ use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The classification part of [`super::Checked`]; these tests are about accepting and
+/// refusing, the summary has its own tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Checked {
+    kind: PackageKind,
+    wit_package: Option<String>,
+}
+
+fn classify(c: super::Checked) -> Checked {
+    Checked {
+        kind: c.kind,
+        wit_package: c.wit_package,
+    }
+}
+
+fn check(bytes: &[u8]) -> Result<Checked, ComponentError> {
+    super::check(bytes).map(classify)
+}
+
+fn check_with_limit(bytes: &[u8], max: u64) -> Result<Checked, ComponentError> {
+    super::check_with_limit(bytes, max).map(classify)
+}
+
 const DEMO_WIT: &str = r#"
 package ferry:demo@0.1.0;
 
@@ -430,5 +453,88 @@ fn corpus_binaries_match_manifest() -> TestResult {
         "only {} rows parsed from MANIFEST",
         rows.len()
     );
+    Ok(())
+}
+
+/// The root world's imports and exports as `wasm-tools component wit` printed them:
+/// two-space-indented `import`/`export` lines inside `world root { ... }`.
+fn expected_world(wit: &str) -> Option<(Vec<String>, Vec<String>)> {
+    let mut lines = wit.lines().skip_while(|l| !l.starts_with("world root {"));
+    lines.next()?;
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    for l in lines.take_while(|l| *l != "}") {
+        let (list, rest) = if let Some(r) = l.strip_prefix("  import ") {
+            (&mut imports, r)
+        } else if let Some(r) = l.strip_prefix("  export ") {
+            (&mut exports, r)
+        } else {
+            continue;
+        };
+        let name = match rest.split_once(": ") {
+            Some((n, _)) => n,
+            None => rest.trim_end_matches(';'),
+        };
+        list.push(name.to_string());
+    }
+    Some((imports, exports))
+}
+
+#[test]
+fn corpus_summaries_match_expected_wit() -> TestResult {
+    let Some(corpus) = std::env::var_os("FERRY_CORPUS") else {
+        println!("FERRY_CORPUS is not set: skipping the corpus summary test");
+        return Ok(());
+    };
+    let corpus = PathBuf::from(corpus);
+    let mut files = Vec::new();
+    wasm_files_under(&corpus.join("components"), &mut files)?;
+    let (mut compared, mut failures) = (0, Vec::new());
+    for file in files {
+        let rel = file.strip_prefix(&corpus)?;
+        let wit_path = corpus
+            .join("expected-wit")
+            .join(format!("{}.wit", rel.display()));
+        let Ok(wit) = std::fs::read_to_string(&wit_path) else {
+            continue;
+        };
+        let Ok(checked) = super::check(&std::fs::read(&file)?) else {
+            continue;
+        };
+        if checked.kind != PackageKind::Component {
+            continue;
+        }
+        let Some((imports, exports)) = expected_world(&wit) else {
+            failures.push(format!(
+                "{}: no `world root` in expected WIT",
+                rel.display()
+            ));
+            continue;
+        };
+        compared += 1;
+        if checked.summary.imports != imports || checked.summary.exports != exports {
+            failures.push(format!(
+                "{}: got imports {:?} exports {:?}, expected {imports:?} {exports:?}",
+                rel.display(),
+                checked.summary.imports,
+                checked.summary.exports
+            ));
+        }
+    }
+    println!("compared {compared} corpus components with expected-wit");
+    assert!(compared >= 40, "only {compared} components compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[test]
+fn wit_package_summary_lists_interfaces_and_worlds() -> TestResult {
+    let c = super::check(&demo_wit_package()?)?;
+    assert_eq!(c.summary.wit_package.as_deref(), Some("ferry:demo@0.1.0"));
+    assert_eq!(c.summary.interfaces, ["ferry:demo/greet@0.1.0"]);
+    assert_eq!(c.summary.worlds, ["ferry:demo/demo@0.1.0"]);
+    let shape = analysis::world_shape(&demo_wit_package()?, "demo")?;
+    let component = super::check(&demo_component()?)?;
+    assert_eq!(shape.exports, component.summary.exports);
+    assert!(analysis::world_shape(&demo_wit_package()?, "nope").is_err());
     Ok(())
 }

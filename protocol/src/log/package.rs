@@ -69,7 +69,56 @@ pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
             "license longer than {MAX_LICENSE_BYTES} bytes"
         )));
     }
+    if rel.summary.is_none() {
+        return Err(Rejection::BadRelease(
+            "no summary of imports and exports: publish it with a current ferry".into(),
+        ));
+    }
+    for (name, a) in rel.attachments.blobs() {
+        check_attachment(name, a)?;
+    }
+    if let Some(src) = &rel.attachments.source {
+        let long = [&src.repository, &src.revision]
+            .into_iter()
+            .flatten()
+            .any(|t| t.len() > MAX_SOURCE_REF_BYTES);
+        if long {
+            return Err(Rejection::OverLimit(format!(
+                "source reference longer than {MAX_SOURCE_REF_BYTES} bytes"
+            )));
+        }
+    }
     Ok(version)
+}
+
+/// Longest repository URL or revision in a source reference.
+pub const MAX_SOURCE_REF_BYTES: usize = 1024;
+/// Largest README or license text (16 MiB): documents, not payloads.
+pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+
+/// Checks that an attachment's chunk digests fit its size, as for the content.
+fn check_attachment(name: &str, a: &crate::record::Attachment) -> Result<(), Rejection> {
+    let max = if name == "source-archive" {
+        MAX_BLOB_BYTES
+    } else {
+        MAX_DOCUMENT_BYTES
+    };
+    if a.size > max || a.size == 0 {
+        return Err(Rejection::BadRelease(format!(
+            "{name} attachment of {} bytes: it must be 1 to {max} bytes",
+            a.size
+        )));
+    }
+    let want = chunk::count(a.size, chunk::CHUNK_SIZE).saturating_mul(32);
+    if a.chunks.len() as u64 != want
+        || (a.size <= u64::from(chunk::CHUNK_SIZE)
+            && chunk::digest_at(&a.chunks, 0) != Some(*a.content.digest()))
+    {
+        return Err(Rejection::BadRelease(format!(
+            "{name} attachment's chunk digests do not fit its size and id"
+        )));
+    }
+    Ok(())
 }
 
 /// The record that gives `key` permission `perm` on `package`: a namespace definition

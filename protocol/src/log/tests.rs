@@ -48,6 +48,8 @@ fn release(version: &str, bytes: &[u8]) -> Release {
         chunks: ByteBuf::from(chunk::digests(bytes, chunk::CHUNK_SIZE)),
         description: Some("demo".into()),
         license: Some("MIT".into()),
+        summary: Some(crate::component::Summary::default()),
+        attachments: Default::default(),
     }
 }
 
@@ -537,7 +539,15 @@ fn misplaced_bodies() {
 fn bad_release_fields() {
     let w = world();
     let (_, s) = w.init("acme:x");
-    let cases: [fn(&mut Release); 5] = [
+    let cases: [fn(&mut Release); 7] = [
+        |r| r.summary = None,
+        |r| {
+            r.attachments.readme = Some(crate::record::Attachment {
+                content: ContentId::of(b"readme"),
+                size: 6,
+                chunks: ByteBuf::from(chunk::digests(b"other!", chunk::CHUNK_SIZE)),
+            })
+        },
         |r| r.chunks = ByteBuf::from(vec![0; 31]),
         |r| r.chunk_size = 4096,
         |r| r.size = MAX_BLOB_BYTES + 1,
