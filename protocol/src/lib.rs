@@ -32,6 +32,7 @@ pub mod chunk;
 pub mod component;
 pub mod content_id;
 pub mod envelope;
+pub mod filter;
 pub mod key;
 pub mod log;
 pub mod name;
