@@ -163,6 +163,33 @@ impl Corpus {
         out
     }
 
+    /// The root world's imports and exports that `wasm-tools component wit` printed for
+    /// `rel` in `expected-wit/`, or None when the corpus has no such file.
+    pub fn expected_world(&self, rel: &str) -> Option<(Vec<String>, Vec<String>)> {
+        let wit =
+            std::fs::read_to_string(self.root.join("expected-wit").join(format!("{rel}.wit")))
+                .ok()?;
+        // `world root {` ... `}` with two-space-indented `import`/`export` lines; an
+        // item is `name: func(...)` / `name: interface { ... }` or `ns:pkg/iface@v;`.
+        let mut lines = wit.lines().skip_while(|l| !l.starts_with("world root {"));
+        lines.next()?;
+        let (mut imports, mut exports) = (Vec::new(), Vec::new());
+        for l in lines.take_while(|l| *l != "}") {
+            let (list, rest) = if let Some(r) = l.strip_prefix("  import ") {
+                (&mut imports, r)
+            } else if let Some(r) = l.strip_prefix("  export ") {
+                (&mut exports, r)
+            } else {
+                continue;
+            };
+            let name = rest
+                .split_once(": ")
+                .map_or(rest.trim_end_matches(';'), |(n, _)| n);
+            list.push(name.to_string());
+        }
+        Some((imports, exports))
+    }
+
     /// Every namespace the entries use.
     pub fn namespaces(&self) -> BTreeSet<String> {
         self.entries

@@ -89,11 +89,18 @@ fn corpus_published_on_a_is_found_and_fetched_two_hops_away() {
     );
     let extra = measure_propagation(&net, &a, &c);
 
+    let mut compared = 0;
     for p in &published {
         check_info(&c, p, &publisher);
+        compared += usize::from(check_world(&c, &corpus, p));
         check_search(&c, p);
         check_fetches(&c, p, &net.path("out-c"));
     }
+    println!("info --json imports/exports equal expected-wit for {compared} components");
+    assert!(
+        compared >= 40,
+        "only {compared} components had an expected-wit file to compare with"
+    );
     for e in &refused {
         assert_unknown(&c, e);
     }
@@ -374,6 +381,32 @@ fn check_info(node: &Node, p: &Published, publisher: &str) {
     );
     assert_eq!(r["license"], "Apache-2.0", "info {}: license", e.package);
     assert_eq!(r["publisher"], publisher, "info {}: publisher", e.package);
+}
+
+/// For a component with an `expected-wit` file: `info --json` on a node that never saw
+/// the bytes lists exactly the imports and exports `wasm-tools component wit` printed.
+fn check_world(node: &Node, corpus: &Corpus, p: &Published) -> bool {
+    let Some((imports, exports)) = corpus.expected_world(&p.entry.rel) else {
+        return false;
+    };
+    if p.entry.kind != "component" {
+        return false;
+    }
+    let v = node.ferry_json(&["info", &format!("{}@1.0.0", p.entry.package)]);
+    let r = v["versions"]
+        .as_array()
+        .and_then(|vs| vs.first())
+        .unwrap_or(&v);
+    let list = |k: &str| -> Vec<String> {
+        r[k].as_array()
+            .unwrap_or_else(|| panic!("info {}: no {k} in {r}", p.entry.package))
+            .iter()
+            .filter_map(|x| x.as_str().map(String::from))
+            .collect()
+    };
+    assert_eq!(list("imports"), imports, "info {}: imports", p.entry.rel);
+    assert_eq!(list("exports"), exports, "info {}: exports", p.entry.rel);
+    true
 }
 
 fn check_search(node: &Node, p: &Published) {
