@@ -2,9 +2,11 @@
 //!
 //! * `fresh`: two nodes and components built in-process; runs on a fresh clone.
 //! * `e2e`: the whole corpus over four nodes (needs `FERRY_CORPUS`).
+//! * `adversary`: crafted records from attacker peers, and an equivocation.
 //! * `crash`: SIGKILL in the middle of a large download, and an offline provider.
 
 mod integration {
+    pub mod adversary;
     pub mod corpus;
     pub mod crash;
     pub mod discovery;

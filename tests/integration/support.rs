@@ -361,6 +361,17 @@ impl Node {
         }
     }
 
+    /// The daemon's whole log so far (every start appends to it).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The node's libp2p peer id (from `node.json`).
+    pub fn peer_id(&self) -> String {
+        let v = self.node_json().expect("node.json of a running node");
+        v["peer_id"].as_str().expect("peer_id in node.json").to_string()
+    }
+
     /// The last `n` lines of the daemon's log.
     pub fn log_tail(&self, n: usize) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
