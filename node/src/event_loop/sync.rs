@@ -114,9 +114,16 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                tracing::debug!(target: "ferry::sync", %peer, "sync request failed: {error}");
                 if let Some((_, req)) = self.sync.in_flight.remove(&request_id) {
                     self.clear_pending(peer, &req);
+                }
+                if undecodable(&error) {
+                    // Over the size cap or not CBOR of a response: the peer broke the
+                    // protocol, which a slow or departing honest peer never does.
+                    tracing::info!(target: "ferry::sync", %peer, "peer sent a sync response that does not decode: {error}");
+                    self.penalize(&peer);
+                } else {
+                    tracing::debug!(target: "ferry::sync", %peer, "sync request failed: {error}");
                 }
             }
             Event::InboundFailure { peer, error, .. } => {
@@ -303,4 +310,16 @@ impl EventLoop {
             },
         );
     }
+}
+
+/// Whether a failed request failed because the response could not be decoded (too
+/// large for [`crate::swarm`]'s response cap, truncated, or not a response at all),
+/// as opposed to a timeout or a closed connection.
+fn undecodable(error: &libp2p::request_response::OutboundFailure) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error,
+        libp2p::request_response::OutboundFailure::Io(e)
+            if matches!(e.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::Unsupported)
+    )
 }
