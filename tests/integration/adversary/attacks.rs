@@ -512,7 +512,7 @@ impl Scene {
             },
             SyncAttack {
                 name: "sync response over the 9 MiB cap",
-                rule: None,
+                rule: Some("sync response that does not decode"),
                 served: Vec::new(),
                 script: serve(vec![self.ahead(1)], vec![huge]),
             },
