@@ -542,7 +542,10 @@ fn wit_package_summary_lists_interfaces_and_worlds() -> TestResult {
 /// `bytes` with a custom section `name` appended (sizes under 128 bytes).
 fn with_custom_section(mut bytes: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
     let size = 1 + name.len() + data.len();
-    assert!(size < 128 && name.len() < 128, "single-byte LEB128 sizes only");
+    assert!(
+        size < 128 && name.len() < 128,
+        "single-byte LEB128 sizes only"
+    );
     bytes.extend_from_slice(&[0, size as u8, name.len() as u8]);
     bytes.extend_from_slice(name.as_bytes());
     bytes.extend_from_slice(data);
