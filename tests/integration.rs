@@ -3,6 +3,7 @@
 //! * `fresh`: two nodes and components built in-process; runs on a fresh clone.
 //! * `e2e`: the whole corpus over four nodes (needs `FERRY_CORPUS`).
 //! * `adversary`: crafted records from attacker peers, and an equivocation.
+//! * `trust`: yank, unyank, grants, revocations, deletion and license policy via the CLI.
 //! * `crash`: SIGKILL in the middle of a large download, and an offline provider.
 
 mod integration {
@@ -13,4 +14,5 @@ mod integration {
     pub mod e2e;
     pub mod fresh;
     pub mod support;
+    pub mod trust;
 }

@@ -28,9 +28,9 @@ use ferry_protocol::wire::{SyncRequest, SyncResponse};
 use ferry_protocol::{Keypair, NetworkId, RecordId, SignedRecord};
 use serde_json::{Value, json};
 
+use crate::integration::support::{DEADLINE, Net, Node, small_component, wait_until};
 use attacks::{Keys, Scene, VICTIM};
 use peer::{Peer, silent};
-use crate::integration::support::{DEADLINE, Net, Node, small_component, wait_until};
 
 /// How long an honest node may take to judge a record it first has to sync for: two
 /// sync rounds of grace, then the next five-second tick.
@@ -341,7 +341,12 @@ fn crafted_records_and_equivocations_are_refused_by_every_honest_node() {
     }
     // Nothing changed anywhere, and nothing an attacker authored was forwarded.
     for n in &h.nodes {
-        assert_eq!(view(n), baseline, "{} changed under attack", n.dir.display());
+        assert_eq!(
+            view(n),
+            baseline,
+            "{} changed under attack",
+            n.dir.display()
+        );
         assert!(
             n.http_get("/v1/packages/ghost:thing").0 == 404,
             "the undefined namespace's package is unknown"

@@ -164,13 +164,13 @@ impl Scene {
             ),
             self.gossip(
                 "release by an unknown key",
-                "may not publish in namespace `demo`",
+                "may not publish releases in namespace `demo`",
                 false,
                 self.next().signed(&k.rogue, rel("9.0.1", mit)).bytes,
             ),
             self.gossip(
                 "yank by an unknown key",
-                "may not publish in namespace `demo`",
+                "may not yank releases in namespace `demo`",
                 false,
                 self.next()
                     .signed(
@@ -207,7 +207,7 @@ impl Scene {
             ),
             self.gossip(
                 "grantee granting itself more rights",
-                "may not publish in namespace `demo`",
+                "may not grant keys in namespace `demo`: only its owners may",
                 false,
                 self.next()
                     .signed(
@@ -301,7 +301,12 @@ impl Scene {
                 "is not an operator of this network",
                 true,
                 self.next_operator()
-                    .signed(&k.rogue, Body::SetPolicy { require_spdx: false })
+                    .signed(
+                        &k.rogue,
+                        Body::SetPolicy {
+                            require_spdx: false,
+                        },
+                    )
                     .bytes,
             ),
             self.gossip(
@@ -488,7 +493,7 @@ impl Scene {
             },
             SyncAttack {
                 name: "sync page: an old record replayed, then an unknown key's release",
-                rule: Some("may not publish in namespace `demo`"),
+                rule: Some("may not publish releases in namespace `demo`"),
                 served: replay_page.clone(),
                 script: serve(vec![self.ahead(2)], replay_page),
             },

@@ -120,8 +120,7 @@ impl Peer {
         wait_until(DEADLINE, "honest nodes subscribed to the topic", || {
             let s = self.seen.lock().expect("peer state");
             peers.iter().all(|p| {
-                s.connected.contains(p)
-                    && s.subscriptions.get(p).is_some_and(|t| t.contains(&hash))
+                s.connected.contains(p) && s.subscriptions.get(p).is_some_and(|t| t.contains(&hash))
             })
         });
     }
