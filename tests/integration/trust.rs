@@ -232,6 +232,15 @@ fn yank_unyank_grant_and_revoke_across_three_nodes() {
         });
     }
     refused(
+        &b.ferry(&["grant", "demo:lib", &key(&c), "--perm", "release"]),
+        "a grant by a grantee",
+        &[
+            "demo:lib",
+            &bk,
+            "may not grant keys in namespace `demo`: only its owners may",
+        ],
+    );
+    refused(
         &b.ferry(&["yank", "demo:lib@2.0.0"]),
         "a yank by a key granted only release",
         &[
@@ -302,6 +311,19 @@ fn deletion_reaches_every_node_a_late_joiner_and_survives_restarts() {
             n.dir.display()
         );
     }
+
+    // Only operators delete; a target that is no package, version or CID is a usage error.
+    refused(
+        &b.ferry(&["delete", "demo:app@2.0.0", "--reason", "spite"]),
+        "a deletion by a non-operator",
+        &[
+            "demo:app@2.0.0",
+            &key(&b),
+            "is not an operator of this network",
+        ],
+    );
+    let out = a.ferry(&["delete", "not a target", "--reason", "x"]);
+    assert_eq!(out.status.code(), Some(2), "usage: {}", stderr_text(&out));
 
     // C is offline when the operator deletes; it still holds the blob.
     assert!(c.stop(), "clean stop");
@@ -398,6 +420,17 @@ fn license_policy_is_enforced_on_every_node() {
     );
     assert!(out.status.success(), "{}", stderr_text(&out));
 
+    refused(
+        &b.ferry(&["network", "policy", "--require-spdx"]),
+        "a policy change by a non-operator",
+        &[
+            "require-spdx",
+            &owners[1],
+            "is not an operator of this network",
+        ],
+    );
+    let out = a.ferry(&["network", "policy"]);
+    assert_eq!(out.status.code(), Some(2), "usage: {}", stderr_text(&out));
     a.ferry_json(&["network", "policy", "--require-spdx"]);
     for n in [&b, &c] {
         wait_until(DEADLINE, "the policy everywhere", || {

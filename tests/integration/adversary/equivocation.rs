@@ -137,6 +137,16 @@ pub fn run(net: &Net, honest: &[Node]) -> (Vec<Node>, Vec<RecordId>) {
         );
     }
 
+    // Only an owner may end the fork.
+    let out = honest[1].ferry(&["fork", "resolve", PACKAGE, "--keep", &right]);
+    let err = stderr_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.contains(PACKAGE) && err.contains("may not resolve forks in namespace `eq`"),
+        "{err}"
+    );
+
     // An owner keeps one; everyone follows, and the other stays as evidence.
     e1.ferry_json(&["fork", "resolve", PACKAGE, "--keep", &left]);
     for n in &all {
