@@ -21,6 +21,7 @@ mod peer;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use ferry_node::event_loop::MAX_SYNC_REQUESTS_PER_PEER;
 use ferry_node::libp2p::PeerId;
 use ferry_node::swarm::{namespace_topic, operator_topic};
 use ferry_protocol::record::Body;
@@ -323,6 +324,33 @@ fn crafted_records_and_equivocations_are_refused_by_every_honest_node() {
         rules.extend(s.rule);
         attackers.push(p);
     }
+
+    // A peer advertising a thousand logs it never serves must not make an honest node
+    // open a thousand requests (each answer may be 9 MiB). Once a node asked for heads
+    // a second time (the next sync round), it had long issued every pull the first
+    // answer caused; none was answered, so all of them are still in flight.
+    let flood = attacker(&h, 0x90, attacks::heads_flood(1000));
+    let count = |peer: &PeerId, heads: bool| {
+        flood
+            .requests_from(peer)
+            .iter()
+            .filter(|r| matches!(r, SyncRequest::Heads { .. }) == heads)
+            .count()
+    };
+    wait_until(
+        DEADLINE,
+        "a second sync round with the flooding peer",
+        || h.peers.iter().all(|p| count(p, true) >= 2),
+    );
+    for p in &h.peers {
+        let pulls = count(p, false);
+        assert!(
+            (1..=MAX_SYNC_REQUESTS_PER_PEER).contains(&pulls),
+            "{p} has {pulls} requests in flight to one peer (at most {MAX_SYNC_REQUESTS_PER_PEER})"
+        );
+    }
+    note("a thousand advertised logs, never served", None, Vec::new());
+    attackers.push(flood);
 
     for (p, name) in &deferred {
         expect_penalties(&h, p, 1, name, DEFERRED_DEADLINE);

@@ -435,15 +435,36 @@ pub struct SyncAttack {
 
 /// Answers heads requests with `heads` and records requests with `page`.
 fn serve(heads: Vec<LogHead>, page: Vec<Vec<u8>>) -> Script {
+    Box::new(move |req| {
+        Some(match req {
+            SyncRequest::Heads { .. } => SyncResponse::Heads {
+                heads: heads.clone(),
+                more: false,
+            },
+            SyncRequest::Records { log, .. } if log == VICTIM => {
+                SyncResponse::Records(page.iter().cloned().map(ByteBuf::from).collect())
+            }
+            _ => SyncResponse::Records(Vec::new()),
+        })
+    })
+}
+
+/// Advertises `n` logs it never serves: every records request is held unanswered.
+pub fn heads_flood(n: usize) -> Script {
+    let heads: Vec<LogHead> = (0..n)
+        .map(|i| LogHead {
+            log: format!("demo:flood-n{i}"),
+            seq: 0,
+            id: RecordId::of(format!("flood {i}").as_bytes()),
+            fork: Vec::new(),
+        })
+        .collect();
     Box::new(move |req| match req {
-        SyncRequest::Heads { .. } => SyncResponse::Heads {
+        SyncRequest::Heads { .. } => Some(SyncResponse::Heads {
             heads: heads.clone(),
             more: false,
-        },
-        SyncRequest::Records { log, .. } if log == VICTIM => {
-            SyncResponse::Records(page.iter().cloned().map(ByteBuf::from).collect())
-        }
-        _ => SyncResponse::Records(Vec::new()),
+        }),
+        _ => None,
     })
 }
 
@@ -501,19 +522,21 @@ impl Scene {
                 name: "fake fork evidence answered with truncated CBOR",
                 rule: Some("malformed record"),
                 served: vec![truncated],
-                script: Box::new(move |req| match req {
-                    SyncRequest::Heads { .. } => SyncResponse::Heads {
-                        heads: vec![fake_fork.clone()],
-                        more: false,
-                    },
-                    _ => SyncResponse::Records(vec![ByteBuf::from(by_id.clone())]),
+                script: Box::new(move |req| {
+                    Some(match req {
+                        SyncRequest::Heads { .. } => SyncResponse::Heads {
+                            heads: vec![fake_fork.clone()],
+                            more: false,
+                        },
+                        _ => SyncResponse::Records(vec![ByteBuf::from(by_id.clone())]),
+                    })
                 }),
             },
             SyncAttack {
                 name: "records sent where heads were asked",
                 rule: Some("wrong kind of response"),
                 served: Vec::new(),
-                script: Box::new(move |_| SyncResponse::Records(Vec::new())),
+                script: Box::new(move |_| Some(SyncResponse::Records(Vec::new()))),
             },
             SyncAttack {
                 name: "sync response over the 9 MiB cap",

@@ -24,17 +24,20 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::integration::support::{DEADLINE, wait_until};
 
-/// How a peer answers the sync requests honest nodes send it.
-pub type Script = Box<dyn FnMut(&SyncRequest) -> SyncResponse + Send>;
+/// How a peer answers the sync requests honest nodes send it: `None` holds the
+/// request unanswered (until the requester times out or the peer stops).
+pub type Script = Box<dyn FnMut(&SyncRequest) -> Option<SyncResponse> + Send>;
 
 /// A script that knows nothing: no heads, no records.
 pub fn silent() -> Script {
-    Box::new(|req| match req {
-        SyncRequest::Heads { .. } => SyncResponse::Heads {
-            heads: Vec::new(),
-            more: false,
-        },
-        _ => SyncResponse::Records(Vec::new()),
+    Box::new(|req| {
+        Some(match req {
+            SyncRequest::Heads { .. } => SyncResponse::Heads {
+                heads: Vec::new(),
+                more: false,
+            },
+            _ => SyncResponse::Records(Vec::new()),
+        })
     })
 }
 
@@ -211,6 +214,7 @@ async fn run(
         swarm.dial(a).expect("dialing an honest node");
     }
     let mut asks: HashMap<_, oneshot::Sender<Result<SyncResponse, String>>> = HashMap::new();
+    let mut held = Vec::new();
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
@@ -265,7 +269,12 @@ async fn run(
                     RrEvent::Message { peer, message: RrMessage::Request { request, channel, .. }, .. } => {
                         let resp = script(&request);
                         seen.lock().expect("peer state").requests.push((peer, request));
-                        let _ = swarm.behaviour_mut().sync.send_response(channel, resp);
+                        match resp {
+                            Some(r) => {
+                                let _ = swarm.behaviour_mut().sync.send_response(channel, r);
+                            }
+                            None => held.push(channel),
+                        }
                     }
                     RrEvent::Message { message: RrMessage::Response { request_id, response }, .. } => {
                         if let Some(reply) = asks.remove(&request_id) {
