@@ -17,6 +17,7 @@ mod attacks;
 mod craft;
 mod equivocation;
 mod peer;
+mod sync_attacks;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -329,7 +330,7 @@ fn crafted_records_and_equivocations_are_refused_by_every_honest_node() {
     // open a thousand requests (each answer may be 9 MiB). Once a node asked for heads
     // a second time (the next sync round), it had long issued every pull the first
     // answer caused; none was answered, so all of them are still in flight.
-    let flood = attacker(&h, 0x90, attacks::heads_flood(1000));
+    let flood = attacker(&h, 0x90, sync_attacks::heads_flood(1000));
     let count = |peer: &PeerId, heads: bool| {
         flood
             .requests_from(peer)
