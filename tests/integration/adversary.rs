@@ -331,6 +331,7 @@ fn crafted_records_and_equivocations_are_refused_by_every_honest_node() {
     // a second time (the next sync round), it had long issued every pull the first
     // answer caused; none was answered, so all of them are still in flight.
     let flood = attacker(&h, 0x90, sync_attacks::heads_flood(1000));
+    let flood_start = Instant::now();
     let count = |peer: &PeerId, heads: bool| {
         flood
             .requests_from(peer)
@@ -343,11 +344,15 @@ fn crafted_records_and_equivocations_are_refused_by_every_honest_node() {
         "a second sync round with the flooding peer",
         || h.peers.iter().all(|p| count(p, true) >= 2),
     );
+    // Held requests time out after 20 s and free their slots for the next ones; on a
+    // very slow machine the check may come after that, so allow one cap per 20 s.
+    let rounds = 1 + flood_start.elapsed().as_secs() as usize / 20;
+    let cap = MAX_SYNC_REQUESTS_PER_PEER * rounds;
     for p in &h.peers {
         let pulls = count(p, false);
         assert!(
-            (1..=MAX_SYNC_REQUESTS_PER_PEER).contains(&pulls),
-            "{p} has {pulls} requests in flight to one peer (at most {MAX_SYNC_REQUESTS_PER_PEER})"
+            (1..=cap).contains(&pulls),
+            "{p} sent {pulls} record requests to one peer that answers none (at most {cap})"
         );
     }
     note("a thousand advertised logs, never served", None, Vec::new());
