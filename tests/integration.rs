@@ -2,13 +2,17 @@
 //!
 //! * `fresh`: two nodes and components built in-process; runs on a fresh clone.
 //! * `e2e`: the whole corpus over four nodes (needs `FERRY_CORPUS`).
+//! * `adversary`: crafted records from attacker peers, and an equivocation.
+//! * `trust`: yank, unyank, grants, revocations, deletion and license policy via the CLI.
 //! * `crash`: SIGKILL in the middle of a large download, and an offline provider.
 
 mod integration {
+    pub mod adversary;
     pub mod corpus;
     pub mod crash;
     pub mod discovery;
     pub mod e2e;
     pub mod fresh;
     pub mod support;
+    pub mod trust;
 }

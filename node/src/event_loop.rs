@@ -33,6 +33,11 @@ use sync::SyncState;
 
 /// How often a node compares log heads with its peers.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// Most record requests (by position or by id) in flight to one peer; heads requests
+/// go one at a time besides. A peer advertising thousands of logs must not make us open
+/// thousands of requests, each of whose answers may be 9 MiB: the rest wait in a
+/// bounded queue and go out as answers come back.
+pub const MAX_SYNC_REQUESTS_PER_PEER: usize = 8;
 /// Most gossiped records held for a second look.
 const MAX_DEFERRED: usize = 256;
 /// How often stalled downloads look for providers again.

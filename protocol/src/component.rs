@@ -231,14 +231,36 @@ fn first_line(text: &str) -> String {
 #[cfg(test)]
 mod tests;
 
-/// The SPDX expression in a component's `licenses` metadata section, if it has one
+/// The license a component's own `licenses` metadata section claims, if it has one
 /// (as written by `wasm-tools metadata add --licenses` or toolchains that embed it).
+///
+/// The text is returned even when it is not valid SPDX: it is still what the publisher
+/// declared, and a network that requires SPDX must refuse the release naming that text
+/// rather than claim the release has no license at all. (`wasm-metadata` refuses such a
+/// section, and with it the whole metadata payload, so the section is then read
+/// directly.)
 pub fn metadata_license(bytes: &[u8]) -> Option<String> {
-    let payload = wasm_metadata::Payload::from_binary(bytes).ok()?;
-    payload
-        .metadata()
-        .licenses
-        .as_ref()
-        .map(|l| l.to_string())
-        .filter(|l| !l.trim().is_empty())
+    let license = match wasm_metadata::Payload::from_binary(bytes) {
+        Ok(payload) => payload.metadata().licenses.as_ref().map(|l| l.to_string()),
+        Err(_) => top_level_section(bytes, "licenses")
+            .map(|data| String::from_utf8_lossy(data).into_owned()),
+    };
+    license.filter(|l| !l.trim().is_empty())
+}
+
+/// The payload of the custom section `name` of the outermost module or component
+/// (not of one nested inside it).
+fn top_level_section<'a>(bytes: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::CustomSection(c) if depth == 1 && c.name() == name => {
+                return Some(c.data());
+            }
+            _ => {}
+        }
+    }
+    None
 }

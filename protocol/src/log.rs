@@ -203,13 +203,17 @@ pub enum Rejection {
     /// Signer is no operator (operator log) or unknown.
     #[error("signer {0} is not an operator of this network")]
     UnknownSigner(PublicKey),
-    /// Signer does not own the namespace.
-    #[error("signer {key} may not publish in namespace `{namespace}`")]
+    /// Signer does not own the namespace, and no grant covers what it signed.
+    #[error("key {key} may not {action} in namespace `{namespace}`: {why}")]
     NotAllowedInNamespace {
         /// Signer.
         key: PublicKey,
         /// Namespace.
         namespace: Namespace,
+        /// What it tried, e.g. "publish releases".
+        action: &'static str,
+        /// Why not, e.g. that only owners may.
+        why: &'static str,
     },
     /// Namespace never defined by the operator.
     #[error(

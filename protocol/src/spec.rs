@@ -67,11 +67,14 @@ impl Want {
     }
 }
 
+/// Written so that [`Want::parse`] reads it back as the same want: clients send specs
+/// to the node as text, and an exact version written `=1.2.3` would come back as a
+/// requirement, which skips yanked versions.
 impl fmt::Display for Want {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Want::Latest => f.write_str("*"),
-            Want::Exact(v) => write!(f, "={v}"),
+            Want::Exact(v) => write!(f, "{v}"),
             Want::Req(r) => write!(f, "{r}"),
         }
     }
@@ -118,6 +121,18 @@ mod tests {
         assert_eq!(r("~1.2").as_deref(), Some("1.2.0"));
         assert_eq!(r(">=2.1.0-rc.0").as_deref(), Some("2.1.0-rc.1"));
         assert_eq!(r("^3"), None);
+    }
+
+    #[test]
+    fn wants_survive_display_and_parse() {
+        for w in ["", "1.2.3", "1.2.3-rc.1", "=1.2.3", "^1.2", "~1", ">=1, <2"] {
+            let want = Want::parse(w).unwrap();
+            assert_eq!(Want::parse(&want.to_string()), Ok(want), "{w}");
+        }
+        assert!(matches!(
+            Want::parse(&Want::parse("1.2.3").unwrap().to_string()),
+            Ok(Want::Exact(_))
+        ));
     }
 
     #[test]

@@ -361,6 +361,20 @@ impl Node {
         }
     }
 
+    /// The daemon's whole log so far (every start appends to it).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The node's libp2p peer id (from `node.json`).
+    pub fn peer_id(&self) -> String {
+        let v = self.node_json().expect("node.json of a running node");
+        v["peer_id"]
+            .as_str()
+            .expect("peer_id in node.json")
+            .to_string()
+    }
+
     /// The last `n` lines of the daemon's log.
     pub fn log_tail(&self, n: usize) -> String {
         let text = fs::read_to_string(&self.log).unwrap_or_default();
@@ -459,6 +473,22 @@ fn leb128_u32(mut v: u32, out: &mut Vec<u8>) {
         }
         out.push(byte | 0x80);
     }
+}
+
+/// `component` with a custom section `name` holding `payload` appended, as
+/// `wasm-tools metadata add` or a toolchain would write it (e.g. `licenses`).
+pub fn with_section(mut component: Vec<u8>, name: &str, payload: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    leb128_u32(name.len() as u32, &mut body);
+    body.extend_from_slice(name.as_bytes());
+    body.extend_from_slice(payload);
+    component.push(0x00);
+    leb128_u32(
+        u32::try_from(body.len()).expect("a small section"),
+        &mut component,
+    );
+    component.extend_from_slice(&body);
+    component
 }
 
 /// `component` with a custom section of `payload_len` pseudo-random bytes appended

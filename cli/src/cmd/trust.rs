@@ -184,11 +184,11 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
             package: p.to_string(),
         }
     } else {
-        let content: ContentId = a.target.parse().with_context(|| {
-            format!(
+        let content: ContentId = a.target.parse().map_err(|_| {
+            crate::UsageError(format!(
                 "`{}` is neither NS:NAME[@VERSION] nor a content id",
                 a.target
-            )
+            ))
         })?;
         Target::Content { content }
     };
@@ -269,7 +269,9 @@ pub async fn network(g: &Global, c: NetworkCommand) -> Result<()> {
             no_require_spdx,
         } => {
             if !require_spdx && !no_require_spdx {
-                anyhow::bail!("say --require-spdx or --no-require-spdx");
+                return Err(
+                    crate::UsageError("say --require-spdx or --no-require-spdx".into()).into(),
+                );
             }
             let what = format!("setting policy require-spdx={require_spdx}");
             append(g, "operator", Body::SetPolicy { require_spdx }, &what).await

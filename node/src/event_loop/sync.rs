@@ -6,7 +6,7 @@
 //! fetches the records after its own head, in order, through the same validation as
 //! gossip. That is what makes delivery certain.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use ferry_protocol::record::OPERATOR_LOG;
 use ferry_protocol::wire::{LogHead, MAX_BY_ID, MAX_HEADS, MAX_RECORDS, SyncRequest, SyncResponse};
@@ -14,7 +14,7 @@ use libp2p::PeerId;
 use libp2p::request_response::{Event, Message, OutboundRequestId};
 use serde_bytes::ByteBuf;
 
-use super::EventLoop;
+use super::{EventLoop, MAX_SYNC_REQUESTS_PER_PEER};
 
 /// Sync bookkeeping.
 #[derive(Default)]
@@ -23,8 +23,13 @@ pub(super) struct SyncState {
     in_flight: HashMap<OutboundRequestId, (PeerId, SyncRequest)>,
     /// Peers with a heads request outstanding.
     heads_pending: HashSet<PeerId>,
-    /// (peer, log) pairs with a records request outstanding.
+    /// (peer, log) pairs with a records request outstanding or queued.
     logs_pending: HashSet<(PeerId, String)>,
+    /// Record requests (by position or by id) in flight, per peer.
+    pulls: HashMap<PeerId, usize>,
+    /// Record requests waiting for one of a peer's [`MAX_SYNC_REQUESTS_PER_PEER`]
+    /// slots, at most [`MAX_HEADS`] per peer; the rest is asked for next round.
+    queued: HashMap<PeerId, VecDeque<SyncRequest>>,
     /// Application scores of peers that sent invalid records.
     pub(super) penalties: HashMap<PeerId, f64>,
     /// (peer, log) pairs already re-pulled one record back after a `prev` mismatch.
@@ -39,6 +44,8 @@ impl SyncState {
         self.heads_pending.remove(peer);
         self.logs_pending.retain(|(p, _)| p != peer);
         self.in_flight.retain(|_, (p, _)| p != peer);
+        self.pulls.remove(peer);
+        self.queued.remove(peer);
     }
 }
 
@@ -72,6 +79,37 @@ impl EventLoop {
             .sync
             .send_request(&peer, req.clone());
         self.sync.in_flight.insert(id, (peer, req));
+    }
+
+    /// Sends a record request now if the peer has a free slot, else queues it.
+    /// Returns false if the queue was full and the request was dropped.
+    fn request_records(&mut self, peer: PeerId, req: SyncRequest) -> bool {
+        let busy = self.sync.pulls.get(&peer).copied().unwrap_or(0);
+        if busy < MAX_SYNC_REQUESTS_PER_PEER {
+            self.sync.pulls.insert(peer, busy + 1);
+            self.send_sync(peer, req);
+            return true;
+        }
+        let q = self.sync.queued.entry(peer).or_default();
+        if q.len() >= MAX_HEADS as usize {
+            return false;
+        }
+        q.push_back(req);
+        true
+    }
+
+    /// Frees the slot of a finished record request and sends queued ones.
+    fn pull_done(&mut self, peer: PeerId) {
+        if let Some(n) = self.sync.pulls.get_mut(&peer) {
+            *n = n.saturating_sub(1);
+        }
+        while self.sync.pulls.get(&peer).copied().unwrap_or(0) < MAX_SYNC_REQUESTS_PER_PEER {
+            let Some(req) = self.sync.queued.get_mut(&peer).and_then(|q| q.pop_front()) else {
+                break;
+            };
+            *self.sync.pulls.entry(peer).or_default() += 1;
+            self.send_sync(peer, req);
+        }
     }
 
     pub(super) fn on_sync_event(&mut self, ev: Event<SyncRequest, SyncResponse>) {
@@ -114,9 +152,16 @@ impl EventLoop {
                 error,
                 ..
             } => {
-                tracing::debug!(target: "ferry::sync", %peer, "sync request failed: {error}");
                 if let Some((_, req)) = self.sync.in_flight.remove(&request_id) {
                     self.clear_pending(peer, &req);
+                }
+                if undecodable(&error) {
+                    // Over the size cap or not CBOR of a response: the peer broke the
+                    // protocol, which a slow or departing honest peer never does.
+                    tracing::info!(target: "ferry::sync", %peer, "peer sent a sync response that does not decode: {error}");
+                    self.penalize(&peer);
+                } else {
+                    tracing::debug!(target: "ferry::sync", %peer, "sync request failed: {error}");
                 }
             }
             Event::InboundFailure { peer, error, .. } => {
@@ -133,8 +178,9 @@ impl EventLoop {
             }
             SyncRequest::Records { log, .. } => {
                 self.sync.logs_pending.remove(&(peer, log.clone()));
+                self.pull_done(peer);
             }
-            SyncRequest::ById { .. } => {}
+            SyncRequest::ById { .. } => self.pull_done(peer),
         }
     }
 
@@ -271,7 +317,7 @@ impl EventLoop {
             .take(MAX_BY_ID)
             .collect();
         if !unknown.is_empty() {
-            self.send_sync(
+            self.request_records(
                 peer,
                 SyncRequest::ById {
                     network: self.network,
@@ -293,14 +339,26 @@ impl EventLoop {
         if !self.sync.logs_pending.insert((peer, log.clone())) {
             return;
         }
-        self.send_sync(
-            peer,
-            SyncRequest::Records {
-                network: self.network,
-                log,
-                from_seq,
-                limit: MAX_RECORDS,
-            },
-        );
+        let req = SyncRequest::Records {
+            network: self.network,
+            log: log.clone(),
+            from_seq,
+            limit: MAX_RECORDS,
+        };
+        if !self.request_records(peer, req) {
+            self.sync.logs_pending.remove(&(peer, log));
+        }
     }
+}
+
+/// Whether a failed request failed because the response could not be decoded (too
+/// large for [`crate::swarm`]'s response cap, truncated, or not a response at all),
+/// as opposed to a timeout or a closed connection.
+fn undecodable(error: &libp2p::request_response::OutboundFailure) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error,
+        libp2p::request_response::OutboundFailure::Io(e)
+            if matches!(e.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof | ErrorKind::Unsupported)
+    )
 }

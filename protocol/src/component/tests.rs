@@ -538,3 +538,31 @@ fn wit_package_summary_lists_interfaces_and_worlds() -> TestResult {
     assert!(analysis::world_shape(&demo_wit_package()?, "nope").is_err());
     Ok(())
 }
+
+/// `bytes` with a custom section `name` appended (sizes under 128 bytes).
+fn with_custom_section(mut bytes: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+    let size = 1 + name.len() + data.len();
+    assert!(
+        size < 128 && name.len() < 128,
+        "single-byte LEB128 sizes only"
+    );
+    bytes.extend_from_slice(&[0, size as u8, name.len() as u8]);
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn metadata_license_is_read_even_when_it_is_not_spdx() -> TestResult {
+    let plain = demo_component()?;
+    assert_eq!(metadata_license(&plain), None);
+    let mit = with_custom_section(plain.clone(), "licenses", b"MIT OR Apache-2.0");
+    assert_eq!(metadata_license(&mit).as_deref(), Some("MIT OR Apache-2.0"));
+    // wasm-metadata refuses this section; the claim must still reach the policy check.
+    let free = with_custom_section(plain.clone(), "licenses", b"Totally Free");
+    assert_eq!(metadata_license(&free).as_deref(), Some("Totally Free"));
+    assert!(super::check(&free).is_ok(), "still a valid component");
+    let blank = with_custom_section(plain, "licenses", b"  ");
+    assert_eq!(metadata_license(&blank), None);
+    Ok(())
+}

@@ -163,16 +163,34 @@ pub fn authority(
     Err(Rejection::NotAllowedInNamespace {
         key: *key,
         namespace: ns.clone(),
+        action: match perm {
+            Perm::Release => "publish releases",
+            Perm::Yank => "yank releases",
+        },
+        why: "it is not an owner and holds no grant on the package",
     })
 }
 
+/// Checks that `key` owns the namespace of `package`: creating packages, managing
+/// keys and resolving forks are for owners only. `action` names what was tried.
 fn owner_only(
     op: &OperatorState,
     package: &PackageName,
     key: &PublicKey,
+    action: &'static str,
 ) -> Result<RecordId, Rejection> {
     // Grants of the package confer release/yank only: managing keys stays with owners.
-    authority(op, None, package, key, Perm::Release)
+    authority(op, None, package, key, Perm::Release).map_err(|e| match e {
+        Rejection::NotAllowedInNamespace { key, namespace, .. } => {
+            Rejection::NotAllowedInNamespace {
+                key,
+                namespace,
+                action,
+                why: "only its owners may (a package grant covers releases and yanks only)",
+            }
+        }
+        other => other,
+    })
 }
 
 fn check_license(
@@ -231,7 +249,7 @@ pub fn apply_package(
         let Body::PackageInit { kind } = &r.body else {
             return Err(misplaced(rec));
         };
-        owner_only(op, &package, &rec.signer)?;
+        owner_only(op, &package, &rec.signer, "create packages")?;
         return Ok(PackageState {
             package,
             kind: *kind,
@@ -270,7 +288,7 @@ pub fn apply_package(
             );
         }
         Body::Grant { key, perms } => {
-            owner_only(op, &package, &rec.signer)?;
+            owner_only(op, &package, &rec.signer, "grant keys")?;
             if perms.is_empty() {
                 return Err(Rejection::BadGrant(
                     "a grant needs at least one permission".into(),
@@ -292,7 +310,7 @@ pub fn apply_package(
             next.revoked.remove(key);
         }
         Body::Revoke { key } => {
-            owner_only(op, &package, &rec.signer)?;
+            owner_only(op, &package, &rec.signer, "revoke keys")?;
             if next.grants.remove(key).is_none() {
                 return Err(Rejection::BadGrant(format!(
                     "{key} holds no grant on {package}"
@@ -386,7 +404,7 @@ pub fn resolve_fork(
         )));
     }
     let package: PackageName = r.log.parse()?;
-    owner_only(op, &package, &resolution.signer)?;
+    owner_only(op, &package, &resolution.signer, "resolve forks")?;
     let unforked = PackageState {
         forked: None,
         ..state.clone()
