@@ -13,6 +13,30 @@ use serde_json::Value;
 use super::corpus::Corpus;
 use super::support::{DEADLINE, Net, Node, cid_of, stderr_text, wait_until};
 
+/// The upstream `wasi:http@0.2.0` package, encoded as a binary WIT package from the
+/// corpus's `wit/wasi-0.2.0/` text, with its dependencies pushed first.
+fn upstream_wasi_http(corpus: &Corpus) -> Vec<u8> {
+    let root = corpus.root.join("wit/wasi-0.2.0");
+    let mut resolve = wit_parser::Resolve::new();
+    let mut http = None;
+    for dir in [
+        "io",
+        "clocks",
+        "random",
+        "filesystem",
+        "sockets",
+        "cli",
+        "http",
+    ] {
+        let (id, _) = resolve
+            .push_dir(root.join(dir))
+            .unwrap_or_else(|e| panic!("parsing {}/{dir}: {e:#}", root.display()));
+        http = Some(id);
+    }
+    wit_component::encode(&resolve, http.expect("http was pushed"), false)
+        .expect("encoding wasi:http")
+}
+
 /// POSTs raw bytes to the node's API with its write token: (status, JSON body).
 fn http_post(node: &Node, path: &str, body: Vec<u8>) -> (u16, Value) {
     let url = format!("{}{path}", node.api());
@@ -63,10 +87,14 @@ fn check_documents_content_lookup_and_lying_summaries() {
         a.ferry_json(&["namespace", "define", ns]);
     }
 
-    // The real wasi:http@0.2.0 WIT package, and components built against it.
+    // The real wasi:http@0.2.0 WIT package (encoded here from the upstream WIT text:
+    // the corpus's binary copies are trimmed variants whose proxy world lacks
+    // wasi:random), and components built against it.
+    let http = net.path("wasi-http.wasm");
+    std::fs::write(&http, upstream_wasi_http(&corpus)).expect("writing wasi-http.wasm");
     a.ferry_json(&[
         "publish",
-        &file("wit/encoded/spin-deny-all/wasi-http.wasm"),
+        &http.display().to_string(),
         "--package",
         "wasi:http",
         "--version",
