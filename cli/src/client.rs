@@ -2,10 +2,33 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use ferry_node::data_dir::DataDir;
 use reqwest::{Method, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+
+/// An error answer of the node's API: its HTTP status and one-line message. Callers
+/// that must tell "deleted" (410) or "unknown" (404) apart downcast to it.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: u16,
+    /// The node's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The API status of an error, if the node answered one.
+pub fn api_status(e: &anyhow::Error) -> Option<u16> {
+    e.downcast_ref::<ApiError>().map(|a| a.status)
+}
 
 /// A connection to the local node.
 pub struct Client {
@@ -65,7 +88,11 @@ impl Client {
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
             .unwrap_or_else(|| format!("{status}: {body}"));
-        bail!("{msg}")
+        Err(ApiError {
+            status: status.as_u16(),
+            message: msg,
+        }
+        .into())
     }
 
     /// GET returning JSON.

@@ -11,6 +11,9 @@ use clap::{Parser, Subcommand};
 mod client;
 mod cmd;
 mod output;
+mod project;
+mod project_dir;
+mod registry;
 
 /// A peer-to-peer registry for WebAssembly components and WIT packages.
 #[derive(Parser, Debug)]
@@ -76,6 +79,17 @@ enum Command {
     /// Resolve an equivocation in a package log.
     #[command(subcommand)]
     Fork(cmd::trust::ForkCommand),
+    /// Create a project: ferry.toml, a WIT world, a source skeleton and a README.
+    New(cmd::new::Args),
+    /// Resolve ferry.toml's dependencies into ferry.lock (locked versions are kept).
+    Lock(cmd::lock::Args),
+    /// Resolve dependencies again, moving locked versions (all, or the named ones).
+    Update(cmd::update::Args),
+    /// Fetch exactly the locked content into the project, verified.
+    Install(cmd::install::Args),
+    /// WIT dependencies of the project's wit/ folder.
+    #[command(subcommand)]
+    Wit(cmd::wit::WitCommand),
 }
 
 /// A usage mistake found after parsing; exits with code 2 like clap's own.
@@ -143,6 +157,11 @@ fn main() -> ExitCode {
             Command::Network(c) => cmd::trust::network(&global, c).await,
             Command::Operator(c) => cmd::trust::operator(&global, c).await,
             Command::Fork(c) => cmd::trust::fork(&global, c).await,
+            Command::New(a) => cmd::new::run(&global, a).await,
+            Command::Lock(a) => cmd::lock::run(&global, a).await,
+            Command::Update(a) => cmd::update::run(&global, a).await,
+            Command::Install(a) => cmd::install::run(&global, a).await,
+            Command::Wit(c) => cmd::wit::run(&global, c).await,
         }
     });
     match res {
