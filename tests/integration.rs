@@ -5,6 +5,8 @@
 //! * `adversary`: crafted records from attacker peers, and an equivocation.
 //! * `trust`: yank, unyank, grants, revocations, deletion and license policy via the CLI.
 //! * `crash`: SIGKILL in the middle of a large download, and an offline provider.
+//! * `lock`: ferry.toml / ferry.lock: lock, install, update, yanked and deleted content.
+//! * `wit`: `ferry wit fetch` (built packages, and the corpus's WASI) and `ferry new`.
 
 mod integration {
     pub mod adversary;
@@ -13,6 +15,8 @@ mod integration {
     pub mod discovery;
     pub mod e2e;
     pub mod fresh;
+    pub mod lock;
     pub mod support;
     pub mod trust;
+    pub mod wit;
 }
