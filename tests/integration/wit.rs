@@ -3,8 +3,9 @@
 //! * WIT packages built at test time (wit-parser + wit-component), published, then
 //!   fetched into a project's `wit/deps` with their own dependencies; the result
 //!   must parse and resolve with wit-parser, be locked, and be reproducible.
-//! * The corpus's WASI 0.2.0 packages (needs `FERRY_CORPUS`): a world that
-//!   includes `wasi:http/proxy@0.2.0` gets all seven packages it needs.
+//! * The corpus's WASI 0.2.0 packages (needs `FERRY_CORPUS`), published from their
+//!   WIT text: a world that includes `wasi:http/proxy@0.2.0` gets all seven packages
+//!   it needs, transitively.
 //! * Each template of `ferry new` parses; the `wit` one publishes as a WIT package.
 
 use std::fs;
@@ -240,26 +241,32 @@ fn wit_fetch_resolves_the_corpus_wasi_http() {
     let mut a = Node::init_new_network(net.path("a"));
     a.start(&[]);
     a.ferry_json(&["namespace", "define", "wasi"]);
-    // The binary WASI 0.2.0 packages spin ships, and wasi:random (which they use but
-    // spin does not ship encoded) from its WIT text, which `ferry publish` encodes.
-    let encoded = corpus.root.join("wit/encoded/spin-deny-all");
-    for name in ["io", "clocks", "cli", "filesystem", "sockets", "http"] {
-        let v = publish(
-            &a,
-            &encoded.join(format!("wasi-{name}.wasm")),
-            &format!("wasi:{name}"),
-            "0.2.0",
-        );
+    // The WASI 0.2.0 packages as WIT text, published in dependency order; `ferry
+    // publish` encodes each as a binary WIT package, given the ones it uses.
+    let text = corpus.root.join("wit/wasi-0.2.0");
+    let order = [
+        "io",
+        "clocks",
+        "random",
+        "filesystem",
+        "sockets",
+        "cli",
+        "http",
+    ];
+    for (i, name) in order.iter().enumerate() {
+        let dir = text.join(name).display().to_string();
+        let package = format!("wasi:{name}");
+        let deps: Vec<String> = order[..i]
+            .iter()
+            .map(|d| text.join(d).display().to_string())
+            .collect();
+        let mut args = vec!["publish", &dir, "--package", &package, "--version", "0.2.0"];
+        for d in &deps {
+            args.extend_from_slice(&["--wit-dep", d]);
+        }
+        let v = a.ferry_json(&args);
         assert_eq!(v["kind"], "wit", "{v}");
     }
-    let v = publish(
-        &a,
-        &corpus.root.join("wit/wasi-0.2.0/random"),
-        "wasi:random",
-        "0.2.0",
-    );
-    assert_eq!(v["kind"], "wit", "{v}");
-
     let p = project_with(
         &net.path("proxy"),
         "package app:proxy@0.1.0;\nworld proxy {\n  include wasi:http/proxy@0.2.0;\n}\n",
