@@ -31,7 +31,8 @@ pub const MAX_PROJECT_FILE_BYTES: u64 = 4 << 20;
 /// A version requirement as written in `ferry.toml` or `ferry.lock`, with its
 /// normal spelling (`1.2` and `^1.2` are the same requirement and both read `^1.2`;
 /// a bare `1.2.3` means exactly that version and reads `=1.2.3`, as in npm and wkg).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Two requirements are equal when their normal spellings are.
+#[derive(Debug, Clone)]
 pub struct Requirement {
     want: Want,
     text: String,
@@ -90,6 +91,14 @@ impl Requirement {
         }
     }
 }
+
+impl PartialEq for Requirement {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Requirement {}
 
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -159,6 +168,11 @@ mod tests {
         assert_eq!(r("^1.2"), r("1.2"));
         assert_eq!(r("1.2.3").as_str(), "=1.2.3");
         assert_eq!(r("=1.2.3").as_str(), "=1.2.3");
+        assert_eq!(
+            r("=1.2.3"),
+            r("1.2.3"),
+            "the lock's spelling equals ferry.toml's"
+        );
         assert_eq!(r("*").as_str(), "*");
         assert_eq!(Requirement::exact(&v("0.2.0")).as_str(), "=0.2.0");
         assert!(Requirement::parse("not a req").is_err());
