@@ -22,8 +22,12 @@ use crate::project::lockfile::Locked;
 use crate::project_dir::{ProjectArg, ProjectDir};
 use crate::registry;
 
+/// The rules, shown by `--help`.
+const HELP: &str = "Installs each [[package]] of ferry.lock at <dir>/<ns>/<name>@<version>.wasm (dir: ferry.toml [install] dir, default deps),\nverified against the locked digest before the file appears; other versions of the package there are removed.\nFiles already present with the locked digest are not downloaded again.\nEvery entry is checked with the network first: a lock that does not match ferry.toml, was edited inconsistently,\nor names content the operator deleted fails the install (exit 1) before any file changes. Yanked-but-locked versions install with a warning.";
+
 /// Arguments of `ferry install`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = HELP)]
 pub struct Args {
     #[command(flatten)]
     project: ProjectArg,

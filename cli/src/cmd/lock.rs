@@ -23,8 +23,12 @@ use crate::project_dir::{ProjectArg, ProjectDir};
 use crate::registry;
 use crate::{Global, UsageError};
 
+/// The rules, shown by `--help`.
+const HELP: &str = "ferry.toml lists dependencies as `\"ns:name\" = \"REQ\"` (semver: ^1.2, ~1.2, >=1, <2, *; a bare 1.2.3 is exact).\nEach resolves to the highest matching version that is neither yanked nor deleted; an exact one resolves even when yanked, with a warning.\nA version already in ferry.lock is kept while it still matches (yanked or not), so `ferry lock` is reproducible; only `ferry update` moves it.\nKept entries are checked with the network: same content, not deleted.\nferry.lock keeps, per package: name, requirement, version, digest (sha256:<hex>, as wkg.lock) and cid; entries are sorted.";
+
 /// Arguments of `ferry lock`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = HELP)]
 pub struct Args {
     #[command(flatten)]
     project: ProjectArg,

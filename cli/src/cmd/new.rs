@@ -31,8 +31,12 @@ pub enum Template {
     Wit,
 }
 
+/// The rules, shown by `--help`.
+const HELP: &str = "Writes ferry.toml, wit/world.wit (package <ns>:<name>@0.1.0 with a world <name> exporting one interface), a README with the build\nand `ferry publish` commands, and: rust: Cargo.toml (wit-bindgen, cargo-component metadata) and src/lib.rs; js: package.json\n(jco componentize) and src/<name>.js; wit: nothing more. Refuses a non-empty folder and a name that is not lowercase kebab-case.";
+
 /// Arguments of `ferry new`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = HELP)]
 pub struct Args {
     /// The package: `ns:name`, or `name` (then --namespace applies). Lowercase
     /// kebab-case labels, e.g. acme:image-resize.

@@ -8,8 +8,12 @@ use ferry_protocol::PackageName;
 use crate::Global;
 use crate::project_dir::{ProjectArg, ProjectDir};
 
+/// The rules, shown by `--help`.
+const HELP: &str = "Like `ferry lock`, but the named dependencies (all without a name) resolve again even when their locked version still matches:\nthey move to the highest matching version that is neither yanked nor deleted. The others keep their locked version.";
+
 /// Arguments of `ferry update`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = HELP)]
 pub struct Args {
     /// Dependencies to move (`ns:name`, as listed in ferry.toml). Default: all.
     packages: Vec<PackageName>,

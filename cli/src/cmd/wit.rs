@@ -43,8 +43,12 @@ pub enum WitCommand {
     Fetch(FetchArgs),
 }
 
+/// The rules, shown by `--help`.
+const FETCH_HELP: &str = "Parses wit/ with wit-parser; every foreign package it uses (`use wasi:io/streams@0.2.0.{..}`) is resolved to exactly that version,\ndownloaded and verified through the node, checked to be that WIT package, printed as WIT, and followed into its own dependencies.\nEach is written to wit/deps/<ns>-<name>-<version>/package.wit (the layout wit-parser, wit-bindgen, cargo-component and jco read)\nand locked in ferry.lock's [[wit]] section; later runs use the locked content. Packages in wit/deps that ferry did not write are\nleft alone and count as present. The result is resolved in a scratch copy first: if it would not resolve, nothing changes.";
+
 /// Arguments of `ferry wit fetch`.
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = FETCH_HELP)]
 pub struct FetchArgs {
     #[command(flatten)]
     project: ProjectArg,
@@ -57,6 +61,22 @@ pub struct FetchArgs {
 pub async fn run(g: &Global, c: WitCommand) -> Result<()> {
     match c {
         WitCommand::Fetch(a) => fetch(g, a).await,
+    }
+}
+
+/// A wit-parser error on one line: its message and, when it has one, the
+/// `file:line:column` its rendered snippet points at.
+fn one_line(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = lines.first().copied().unwrap_or("");
+    match lines.iter().find_map(|l| l.strip_prefix("--> ")) {
+        Some(at) => format!("{message} (at {at})"),
+        None => lines.join(" "),
     }
 }
 
@@ -111,6 +131,7 @@ fn local_packages(deps: &Path, managed: &BTreeSet<String>) -> Result<Local> {
             } else {
                 parse_wit_file(&path)
             }
+            .map_err(|e| anyhow!("{}", one_line(&e)))
             .with_context(what)?;
             local.defined.extend(witdeps::defined(&group));
             local.uses.extend(witdeps::foreign(&group));
@@ -209,7 +230,7 @@ async fn fetch(g: &Global, a: FetchArgs) -> Result<()> {
         );
     }
     let group = UnresolvedPackageGroup::parse_dir(&wit_dir)
-        .map_err(|e| anyhow!("{}", format!("{e:#}").trim()))
+        .map_err(|e| anyhow!("{}", one_line(&e)))
         .with_context(|| format!("parsing the WIT in {}", wit_dir.display()))?;
     let main = group.main.name.to_string();
     let old = dir.lock()?.unwrap_or_default();

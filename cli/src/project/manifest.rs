@@ -181,11 +181,12 @@ pub fn template(name: &PackageName, version: &Version) -> String {
          name = \"{name}\"\n\
          version = \"{version}\"\n\
          \n\
-         [dependencies]\n\
-         # \"acme:http-router\" = \"^1.2\"\n\
-         \n\
          [install]\n\
-         dir = \"{DEFAULT_INSTALL_DIR}\"\n"
+         dir = \"{DEFAULT_INSTALL_DIR}\"\n\
+         \n\
+         # Last, so that lines appended to this file are dependencies.\n\
+         [dependencies]\n\
+         # \"acme:http-router\" = \"^1.2\"\n"
     )
 }
 
