@@ -189,6 +189,23 @@ fn wit_fetch_writes_built_packages_and_their_dependencies() {
         lock_text
     );
 
+    // When wit/ stops using demo:mid, the folders ferry wrote go, and so do their
+    // locks; the local package stays.
+    fs::write(
+        p.join("wit/world.wit"),
+        "package app:main@0.1.0;\nworld main {\n  import loc:al/thing@1.0.0;\n}\n",
+    )
+    .expect("rewriting the world");
+    let v = wit_fetch_ok(&a, &p);
+    assert_eq!(v["removed"].as_array().map(Vec::len), Some(2), "{v}");
+    assert!(!p.join("wit/deps/demo-mid-1.0.0").exists());
+    assert!(
+        p.join("wit/deps/local.wit").is_file(),
+        "the local package is left alone"
+    );
+    assert!(wit_locked(&p).is_empty(), "{v}");
+    resolve_world(&p, "main");
+
     // References the registry cannot satisfy fail with the name, and write nothing.
     for (dir, world, needle) in [
         ("missing", "import demo:missing/x@1.0.0;", "demo:missing"),
