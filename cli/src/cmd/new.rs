@@ -4,7 +4,7 @@
 //! `<ns>:<name>@0.1.0` with a world named after the package, exporting one
 //! interface) and a README with the build and `ferry publish` commands; `rust` adds
 //! a wit-bindgen crate (Cargo.toml with cargo-component metadata, src/lib.rs), `js`
-//! a jco componentize setup (package.json, src/<name>.js), `wit` nothing more.
+//! a componentize-js setup (package.json, src/<name>.js; the engine behind `jco componentize`), `wit` nothing more.
 //! The WIT is parsed with wit-parser before anything is written, and an existing
 //! non-empty folder is refused.
 
@@ -25,14 +25,14 @@ use crate::{Global, UsageError};
 pub enum Template {
     /// Rust with wit-bindgen (`cargo build --target wasm32-wasip2`, or cargo-component).
     Rust,
-    /// JavaScript with jco componentize.
+    /// JavaScript with componentize-js (what `jco componentize` runs).
     Js,
     /// A WIT package only.
     Wit,
 }
 
 /// The rules, shown by `--help`.
-const HELP: &str = "Writes ferry.toml, wit/world.wit (package <ns>:<name>@0.1.0 with a world <name> exporting one interface), a README with the build\nand `ferry publish` commands, and: rust: Cargo.toml (wit-bindgen, cargo-component metadata) and src/lib.rs; js: package.json\n(jco componentize) and src/<name>.js; wit: nothing more. Refuses a non-empty folder and a name that is not lowercase kebab-case.";
+const HELP: &str = "Writes ferry.toml, wit/world.wit (package <ns>:<name>@0.1.0 with a world <name> exporting one interface), a README with the build\nand `ferry publish` commands, and: rust: Cargo.toml (wit-bindgen, cargo-component metadata) and src/lib.rs; js: package.json\n(componentize-js, the engine of jco componentize) and src/<name>.js; wit: nothing more. Refuses a non-empty folder and a name that is not lowercase kebab-case.";
 
 /// Arguments of `ferry new`.
 #[derive(clap::Args, Debug)]
