@@ -389,7 +389,8 @@ fn new_creates_projects_whose_wit_parses() {
                 .expect("package.json is JSON");
                 let build = pkg["scripts"]["build"].as_str().unwrap_or_default();
                 assert!(
-                    build.contains("jco componentize") && build.contains("--wit wit"),
+                    build.contains("componentize-js src/hello-world.js")
+                        && build.contains("--wit wit"),
                     "{pkg}"
                 );
                 assert!(dir.join("src/hello-world.js").is_file());
