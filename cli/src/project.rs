@@ -42,14 +42,14 @@ impl Requirement {
     /// Parses a requirement the way `ferry fetch` reads the part after `@`.
     pub fn parse(s: &str) -> Result<Self, SpecError> {
         let want = Want::parse(s)?;
-        let text = want.to_string();
+        let text = spelling(&want);
         Ok(Self { want, text })
     }
 
     /// Exactly `version` (how a WIT `use wasi:io/streams@0.2.0` is read, as wkg does).
     pub fn exact(version: &Version) -> Self {
         let want = Want::Exact(version.clone());
-        let text = want.to_string();
+        let text = spelling(&want);
         Self { want, text }
     }
 
@@ -89,6 +89,15 @@ impl Requirement {
             Some(v) => format!("{name}@{v}"),
             None => format!("{name}@{}", self.text),
         }
+    }
+}
+
+/// The normal spelling of a want: an exact version is written `=X.Y.Z` (as wkg.lock
+/// writes it, and unlike a spec sent to the node, where a bare version means exact).
+fn spelling(want: &Want) -> String {
+    match want {
+        Want::Exact(v) => format!("={v}"),
+        other => other.to_string(),
     }
 }
 
