@@ -205,10 +205,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Makes one query of a kind from the generator.
+type MakeQuery<'a> = &'a dyn Fn(&mut Rng) -> SearchQuery;
+
 /// Times `QUERIES` runs of each query kind; returns (kind, p50, p99, mean hits).
 fn measure(index: &Index, n: usize) -> Vec<(&'static str, Duration, Duration, f64)> {
     let mut rng = Rng(42);
-    let kinds: [(&str, &dyn Fn(&mut Rng) -> SearchQuery); 5] = [
+    let kinds: [(&str, MakeQuery); 5] = [
         ("exact name", &|r: &mut Rng| {
             text(package_name((r.next() % n as u64) as usize))
         }),
@@ -294,13 +297,10 @@ fn main() {
         size as f64 / (1024.0 * 1024.0),
         size as f64 / n as f64
     );
+    let header = format!("vs {base_n} packages (p50 ratio)");
     println!(
-        "{:<18} {:>10} {:>10} {:>8}   {}",
-        "query",
-        "p50",
-        "p99",
-        "hits",
-        format!("vs {base_n} packages (p50 ratio)")
+        "{:<18} {:>10} {:>10} {:>8}   {header}",
+        "query", "p50", "p99", "hits"
     );
     for ((kind, p50, p99, hits), (_, b50, _, _)) in measure(&index, n).into_iter().zip(baseline) {
         println!(

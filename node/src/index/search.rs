@@ -195,11 +195,24 @@ impl Index {
         match &q.text {
             Some(t) if !t.trim().is_empty() => {
                 let tokens = tx.open_multimap_table(TOKENS)?;
+                // Names that are or start with the query outrank every word match, and
+                // one prefix scan finds them: only when they are too few does the
+                // (costlier) word-by-word ranking run.
+                let prefixed = name_prefixed(&tokens, t)?;
+                for p in &prefixed {
+                    if out.len() >= q.limit {
+                        return Ok(out);
+                    }
+                    out.extend(view.judge(p, q)?);
+                }
+                let seen: BTreeSet<&String> = prefixed.iter().collect();
                 for p in text_ranked(&tokens, t)? {
                     if out.len() >= q.limit {
                         break;
                     }
-                    out.extend(view.judge(&p, q)?);
+                    if !seen.contains(&p) {
+                        out.extend(view.judge(&p, q)?);
+                    }
                 }
             }
             _ => {
@@ -234,6 +247,58 @@ impl Index {
     }
 }
 
+/// How well a package's name itself matches the whole query: exactly (1000), by its
+/// name part (500), or as a prefix of either (200).
+fn name_bonus(package: &str, q: &str) -> u32 {
+    let name = package.split_once(':').map_or("", |(_, n)| n);
+    if package == q {
+        1000
+    } else if name == q {
+        500
+    } else if name.starts_with(q) || package.starts_with(q) {
+        200
+    } else {
+        0
+    }
+}
+
+/// Packages whose name is or starts with the whole query, best first (at most
+/// [`MAX_CANDIDATES`] looked at). Found through the `n:<package>` and `n:<name>` tokens,
+/// which sort right after the query in the token table.
+fn name_prefixed(
+    tokens: &ReadOnlyMultimapTable<&str, &str>,
+    query: &str,
+) -> Result<Vec<String>, IndexError> {
+    let q = query.trim().to_lowercase();
+    let name_like = q
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == ':');
+    if q.is_empty() || !name_like {
+        return Ok(Vec::new());
+    }
+    let (lo, hi) = (format!("n:{q}"), format!("n:{q}\u{10ffff}"));
+    let mut found: BTreeMap<String, u32> = BTreeMap::new();
+    let mut looked = 0;
+    'scan: for item in tokens.range(lo.as_str()..hi.as_str())? {
+        let (_, vals) = item?;
+        for v in vals {
+            looked += 1;
+            if looked > MAX_CANDIDATES {
+                break 'scan;
+            }
+            let v = v?;
+            let p = v.value();
+            let bonus = name_bonus(p, &q);
+            if bonus >= 200 {
+                found.insert(p.to_string(), bonus);
+            }
+        }
+    }
+    let mut ranked: Vec<(u32, String)> = found.into_iter().map(|(p, b)| (b, p)).collect();
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(ranked.into_iter().map(|(_, p)| p).collect())
+}
+
 /// Packages matching every word of `query`, best first.
 fn text_ranked(
     tokens: &ReadOnlyMultimapTable<&str, &str>,
@@ -256,7 +321,7 @@ fn text_ranked(
         for kind in ["n:", "d:"] {
             let lo = format!("{kind}{w}");
             let hi = format!("{kind}{w}\u{10ffff}");
-            for item in tokens.range(lo.as_str()..hi.as_str())? {
+            'scan: for item in tokens.range(lo.as_str()..hi.as_str())? {
                 let (k, vals) = item?;
                 let exact = k.value() == lo;
                 let s = match (kind, exact) {
@@ -269,7 +334,7 @@ fn text_ranked(
                     let e = this.entry(v?.value().to_string()).or_default();
                     *e = (*e).max(s);
                     if this.len() >= MAX_CANDIDATES {
-                        break;
+                        break 'scan;
                     }
                 }
             }
@@ -285,19 +350,7 @@ fn text_ranked(
     let mut ranked: Vec<(u32, String)> = scores
         .unwrap_or_default()
         .into_iter()
-        .map(|(p, s)| {
-            let name = p.split_once(':').map_or("", |(_, n)| n);
-            let bonus = if p == q {
-                1000
-            } else if name == q {
-                500
-            } else if name.starts_with(&q) || p.starts_with(&q) {
-                200
-            } else {
-                0
-            };
-            (s + bonus, p)
-        })
+        .map(|(p, s)| (s + name_bonus(&p, &q), p))
         .collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     Ok(ranked.into_iter().map(|(_, p)| p).collect())
