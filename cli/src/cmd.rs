@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod fetch;
+pub mod gc;
 pub mod info;
 pub mod init;
 pub mod install;
@@ -10,6 +11,7 @@ pub mod lock;
 pub mod namespace;
 pub mod new;
 pub mod node;
+pub mod pin;
 pub mod publish;
 pub mod search;
 pub mod trust;

@@ -90,6 +90,14 @@ enum Command {
     /// WIT dependencies of the project's wit/ folder.
     #[command(subcommand)]
     Wit(cmd::wit::WitCommand),
+    /// Choose the packages this node replicates: follows, fetches, serves and keeps.
+    #[command(subcommand)]
+    Pin(cmd::pin::PinCommand),
+    /// Free stored blobs that no pin, cache entry or own release needs.
+    Gc(cmd::gc::Args),
+    /// Blobs kept because this node's user fetched them.
+    #[command(subcommand)]
+    Cache(cmd::gc::CacheCommand),
 }
 
 /// A usage mistake found after parsing; exits with code 2 like clap's own.
@@ -162,6 +170,9 @@ fn main() -> ExitCode {
             Command::Update(a) => cmd::update::run(&global, a).await,
             Command::Install(a) => cmd::install::run(&global, a).await,
             Command::Wit(c) => cmd::wit::run(&global, c).await,
+            Command::Pin(c) => cmd::pin::run(&global, c).await,
+            Command::Gc(a) => cmd::gc::run(&global, a).await,
+            Command::Cache(c) => cmd::gc::cache(&global, c).await,
         }
     });
     match res {

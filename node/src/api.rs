@@ -20,6 +20,7 @@ use crate::index::IndexError;
 use crate::node::Shared;
 
 mod fetch;
+mod pins;
 mod read;
 mod view;
 mod write;
@@ -159,6 +160,12 @@ fn router(shared: Arc<Shared>, node: NodeHandle) -> Router {
         .route("/v1/namespaces", post(write::define_namespace))
         .route("/v1/records", post(write::append))
         .route("/v1/records/signed", post(write::submit))
+        .route(
+            "/v1/pins",
+            get(pins::list).post(pins::add).delete(pins::remove),
+        )
+        .route("/v1/gc", post(pins::gc))
+        .route("/v1/cache", get(pins::cache).delete(pins::clear_cache))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { shared, node })
 }

@@ -162,6 +162,21 @@ impl BlobStore {
         self.read_range(id, off, len)
     }
 
+    /// Size on disk of a partial download.
+    pub fn partial_size(&self, id: &ContentId) -> Option<u64> {
+        fs::metadata(self.partial_path(id)).ok().map(|m| m.len())
+    }
+
+    /// Removes a partial download (not the complete blob); returns whether there was one.
+    pub fn remove_partial(&self, id: &ContentId) -> Result<bool, BlobError> {
+        let p = self.partial_path(id);
+        match fs::remove_file(&p) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(&p)(e)),
+        }
+    }
+
     /// Removes a blob and any partial download of it.
     pub fn remove(&self, id: &ContentId) -> Result<bool, BlobError> {
         let _ = fs::remove_file(self.partial_path(id));

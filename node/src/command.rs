@@ -4,7 +4,9 @@
 //! slow loop pushes back on callers instead of queueing without limit.
 
 use ferry_protocol::component::PackageKind;
+use ferry_protocol::filter::Pattern;
 use ferry_protocol::log::Rejection;
+use ferry_protocol::pin::Pin;
 use ferry_protocol::{ContentId, Namespace, PackageName, PublicKey};
 use semver::Version;
 use serde::Serialize;
@@ -101,6 +103,66 @@ pub enum FetchError {
     Stopped,
 }
 
+/// Why adding or removing a pin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// `ferry pin rm` of a pattern that is not pinned.
+    #[error("{0} is not pinned (see `ferry pin ls`)")]
+    NotPinned(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// Why a garbage collection failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// Storage failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    Stopped,
+}
+
+/// One blob a collection freed (or would free, in a dry run).
+#[derive(Debug, Clone, Serialize)]
+pub struct FreedBlob {
+    /// The blob.
+    pub cid: String,
+    /// Bytes it took.
+    pub bytes: u64,
+    /// Whether nothing held it (`unheld`) or the disk budget evicted it from the cache
+    /// (`evicted`).
+    pub reason: ferry_protocol::retention::Reason,
+    /// Whether it was a partial download.
+    pub partial: bool,
+}
+
+/// What a garbage collection did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    /// Whether nothing was removed (a plan only).
+    pub dry_run: bool,
+    /// The blobs freed.
+    pub freed: Vec<FreedBlob>,
+    /// How many were freed.
+    pub count: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+    /// Bytes the store holds afterwards.
+    pub kept_bytes: u64,
+    /// The disk budget, if the node has one.
+    pub budget: Option<u64>,
+    /// Whether the store is still over the budget (everything left is held).
+    pub over_budget: bool,
+    /// Blobs the plan would free that were being served at that moment and were kept.
+    pub in_use: usize,
+}
+
 /// A connected peer, for status output.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerInfo {
@@ -157,6 +219,32 @@ pub enum Command {
     Peers {
         /// Reply.
         reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    /// Add or replace a pin; replies whether it replaced one.
+    AddPin {
+        /// The pin.
+        pin: Box<Pin>,
+        /// Reply.
+        reply: oneshot::Sender<Result<bool, PinError>>,
+    },
+    /// Remove the pin named by a pattern.
+    RemovePin {
+        /// Its pattern.
+        pattern: Pattern,
+        /// Reply.
+        reply: oneshot::Sender<Result<(), PinError>>,
+    },
+    /// Free every blob nothing holds (and, under a disk budget, old cache entries).
+    Gc {
+        /// Plan only.
+        dry_run: bool,
+        /// Reply.
+        reply: oneshot::Sender<Result<GcReport, GcError>>,
+    },
+    /// Drop every cache hold, then collect.
+    ClearCache {
+        /// Reply.
+        reply: oneshot::Sender<Result<GcReport, GcError>>,
     },
 }
 
@@ -247,6 +335,49 @@ impl NodeHandle {
             .await
             .map_err(|_| FetchError::Stopped)?;
         rx.await.map_err(|_| FetchError::Stopped)?
+    }
+
+    /// Adds or replaces a pin; `Ok(true)` if it replaced one with the same pattern.
+    pub async fn add_pin(&self, pin: Pin) -> Result<bool, PinError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::AddPin {
+                pin: Box::new(pin),
+                reply,
+            })
+            .await
+            .map_err(|_| PinError::Stopped)?;
+        rx.await.map_err(|_| PinError::Stopped)?
+    }
+
+    /// Removes the pin named `pattern`.
+    pub async fn remove_pin(&self, pattern: Pattern) -> Result<(), PinError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::RemovePin { pattern, reply })
+            .await
+            .map_err(|_| PinError::Stopped)?;
+        rx.await.map_err(|_| PinError::Stopped)?
+    }
+
+    /// Collects garbage now (or only plans it, with `dry_run`).
+    pub async fn gc(&self, dry_run: bool) -> Result<GcReport, GcError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Gc { dry_run, reply })
+            .await
+            .map_err(|_| GcError::Stopped)?;
+        rx.await.map_err(|_| GcError::Stopped)?
+    }
+
+    /// Drops every cache hold and collects.
+    pub async fn clear_cache(&self) -> Result<GcReport, GcError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::ClearCache { reply })
+            .await
+            .map_err(|_| GcError::Stopped)?;
+        rx.await.map_err(|_| GcError::Stopped)?
     }
 
     /// Connected peers.

@@ -5,13 +5,14 @@
 //! that could block for long (component checks, hashing whole files) happens before a
 //! command reaches the loop.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_protocol::log::Rejection;
+use ferry_protocol::pin::Pins;
 use ferry_protocol::record::OPERATOR_LOG;
-use ferry_protocol::{ContentId, Keypair, NetworkId};
+use ferry_protocol::{ContentId, Keypair, Namespace, NetworkId};
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, request_response};
@@ -25,6 +26,9 @@ use crate::swarm::{self, Behaviour, BehaviourEvent, DialPolicy};
 
 mod fetch;
 pub use fetch::DEFAULT_STALL_TIMEOUT;
+mod gc;
+mod pins;
+pub use pins::{MAX_PIN_FETCHES, MAX_PIN_QUEUE};
 mod publish;
 mod sync;
 
@@ -69,6 +73,25 @@ pub struct EventLoop {
     finished_tx: mpsc::Sender<(ContentId, Result<ContentId, String>)>,
     finished_rx: mpsc::Receiver<(ContentId, Result<ContentId, String>)>,
     listen_addrs: Vec<Multiaddr>,
+    /// This node's pins (a copy of the index's, kept in step by the pin commands).
+    pins: Pins,
+    /// Namespaces whose gossip topic we are subscribed to.
+    subscribed: BTreeSet<Namespace>,
+    /// Pinned blobs waiting for a download slot, newest release first.
+    pin_queue: BTreeMap<pins::QueueKey, crate::index::ReleaseEntry>,
+    /// Pinned downloads running.
+    pin_active: HashSet<ContentId>,
+    /// The queue overflowed: rescan the index once it drains.
+    pin_rescan: bool,
+    /// When to look again for pinned blobs whose download failed.
+    pin_retry_at: Option<std::time::Instant>,
+    pin_done_tx: mpsc::Sender<(ContentId, bool)>,
+    pin_done_rx: mpsc::Receiver<(ContentId, bool)>,
+    /// Bytes the blob store may take before the node collects on its own.
+    disk_budget: Option<u64>,
+    /// Something was stored since the last budget check.
+    gc_due: bool,
+    last_budget_check: std::time::Instant,
 }
 
 /// What the loop needs to start.
@@ -87,6 +110,8 @@ pub struct LoopConfig {
     pub policy: DialPolicy,
     /// How long a download may make no progress before it is given up.
     pub fetch_timeout: Duration,
+    /// Bytes the blob store may take before the node collects garbage on its own.
+    pub disk_budget: Option<u64>,
 }
 
 impl EventLoop {
@@ -95,6 +120,12 @@ impl EventLoop {
     pub fn new(cfg: LoopConfig) -> Self {
         let network = cfg.shared.index.network();
         let (finished_tx, finished_rx) = mpsc::channel(64);
+        // Each pinned download sends one message; at most MAX_PIN_FETCHES run.
+        let (pin_done_tx, pin_done_rx) = mpsc::channel(2 * MAX_PIN_FETCHES);
+        let pins = cfg.shared.index.pins().unwrap_or_else(|e| {
+            tracing::error!(target: "ferry::index", "reading pins: {e}");
+            Pins::default()
+        });
         let mut this = Self {
             index: cfg.shared.index.clone(),
             blobs: cfg.shared.blobs.clone(),
@@ -117,12 +148,23 @@ impl EventLoop {
             finished_tx,
             finished_rx,
             listen_addrs: Vec::new(),
+            pins,
+            subscribed: BTreeSet::new(),
+            pin_queue: BTreeMap::new(),
+            pin_active: HashSet::new(),
+            pin_rescan: false,
+            pin_retry_at: None,
+            pin_done_tx,
+            pin_done_rx,
+            disk_budget: cfg.disk_budget,
+            gc_due: cfg.disk_budget.is_some(),
+            last_budget_check: std::time::Instant::now(),
         };
         let op = swarm::operator_topic(&network);
         if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {
             tracing::warn!(target: "ferry::gossip", "subscribing to {op}: {e}");
         }
-        this.subscribe_namespaces();
+        this.update_subscriptions();
         for addr in this.bootstrap.clone() {
             this.dial(addr);
         }
@@ -136,19 +178,8 @@ impl EventLoop {
             }
         }
         this.resume_downloads();
+        this.rescan_pins();
         this
-    }
-
-    fn subscribe_namespaces(&mut self) {
-        let Ok(Some(op)) = self.index.operator_state() else {
-            return;
-        };
-        for ns in op.namespaces.keys() {
-            let t = swarm::namespace_topic(&self.network, ns);
-            if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&t) {
-                tracing::warn!(target: "ferry::gossip", "subscribing to {t}: {e}");
-            }
-        }
     }
 
     fn dial(&mut self, addr: Multiaddr) {
@@ -203,7 +234,12 @@ impl EventLoop {
                     self.sync_all();
                     self.recheck_deferred();
                 }
-                _ = fetch_tick.tick() => self.fetch_tick(),
+                _ = fetch_tick.tick() => {
+                    self.fetch_tick();
+                    self.pins_tick();
+                    self.budget_tick();
+                }
+                Some((id, ok)) = self.pin_done_rx.recv() => self.on_pin_done(id, ok),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
             }
         }
@@ -228,7 +264,26 @@ impl EventLoop {
             Command::Submit { record, reply } => {
                 let _ = reply.send(self.submit(*record));
             }
-            Command::Fetch { entry, reply } => self.start_fetch(*entry, reply),
+            Command::Fetch { entry, reply } => {
+                // The user asked for it: a cache hold from now on, recorded before the
+                // blob can be stored so that no collection can slip in between.
+                if let Err(e) = self.index.touch_cache(&entry.content, now_ms()) {
+                    tracing::error!(target: "ferry::index", "{e}");
+                }
+                self.start_fetch(*entry, reply)
+            }
+            Command::AddPin { pin, reply } => {
+                let _ = reply.send(self.add_pin(*pin));
+            }
+            Command::RemovePin { pattern, reply } => {
+                let _ = reply.send(self.remove_pin(&pattern));
+            }
+            Command::Gc { dry_run, reply } => {
+                let _ = reply.send(self.collect(dry_run));
+            }
+            Command::ClearCache { reply } => {
+                let _ = reply.send(self.clear_cache());
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(
                     self.connected
@@ -312,6 +367,17 @@ impl EventLoop {
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, msg: gossipsub::Message) {
         use gossipsub::MessageAcceptance as A;
+        // A record of a log our pins do not follow (a namespace topic is shared by
+        // followed and unfollowed packages): not ours to check or keep.
+        if let Ok(rec) = ferry_protocol::SignedRecord::decode(&msg.data)
+            && !self.follows(&rec.record.log)
+        {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, A::Ignore);
+            return;
+        }
         let acceptance = match self.ingest_bytes(&msg.data) {
             Ok(true) => A::Accept,
             Ok(false) => A::Ignore,
@@ -374,8 +440,11 @@ impl EventLoop {
     pub(super) fn on_effect(&mut self, effect: Effect) {
         match effect {
             Effect::None => {}
-            Effect::Namespace(_) => self.subscribe_namespaces(),
-            Effect::Release(r) => self.shared.note_release(&r),
+            Effect::Namespace(_) => self.update_subscriptions(),
+            Effect::Release(r) => {
+                self.shared.note_release(&r);
+                self.on_release_for_pins(&r);
+            }
             Effect::Deleted {
                 tombstone,
                 contents,

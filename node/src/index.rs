@@ -1,5 +1,5 @@
-//! The redb index: records, log heads and states, releases, content → release, and a
-//! token index for search.
+//! The redb index: records, log heads and states, releases, content → release, a
+//! token index for search, pins and the holds that keep blobs.
 //!
 //! Every record is applied in one write transaction together with all index entries it
 //! implies, so a crash leaves the index at a record boundary. Table names carry the
@@ -21,8 +21,10 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+mod holds;
 mod ingest;
 mod search;
+pub use holds::{PinnedBlob, release_blobs};
 pub use search::{InterfaceQuery, InterfaceQueryError, SearchHit, SearchQuery};
 
 /// Schema version of the tables below.
@@ -228,6 +230,9 @@ impl Index {
             tx.open_multimap_table(ATTESTATIONS)?;
             tx.open_multimap_table(INTERFACES)?;
             tx.open_table(VERDICTS)?;
+            tx.open_table(holds::PINS)?;
+            tx.open_table(holds::CACHE)?;
+            tx.open_table(holds::PUBLISHED)?;
         }
         tx.commit()?;
         Ok(Self { db, network })

@@ -82,6 +82,9 @@ pub struct NodeConfig {
     pub bootstrap: Vec<Multiaddr>,
     /// How long a download may make no progress before fetches of it fail.
     pub fetch_timeout: std::time::Duration,
+    /// Bytes the blob store may take before the node collects garbage and evicts
+    /// least-recently-used cache entries on its own; `None` for no limit.
+    pub disk_budget: Option<u64>,
 }
 
 impl NodeConfig {
@@ -98,6 +101,7 @@ impl NodeConfig {
             api: SocketAddr::from(([127, 0, 0, 1], 0)),
             bootstrap: Vec::new(),
             fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
+            disk_budget: None,
         }
     }
 }
@@ -121,6 +125,29 @@ pub struct Shared {
     pub publisher: ferry_protocol::PublicKey,
     progress: Mutex<HashMap<ContentId, (u64, u64)>>,
     releases_applied: AtomicU64,
+    /// Blobs the API is reading right now, with how many readers each: garbage
+    /// collection takes the same lock and never removes one of them.
+    serving: Mutex<HashMap<ContentId, usize>>,
+}
+
+/// While alive, marks a blob as being served: garbage collection leaves it alone.
+#[derive(Debug)]
+pub struct ServeGuard {
+    shared: Arc<Shared>,
+    id: ContentId,
+}
+
+impl Drop for ServeGuard {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.shared.serving.lock()
+            && let Some(n) = s.get_mut(&self.id)
+        {
+            *n -= 1;
+            if *n == 0 {
+                s.remove(&self.id);
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -160,6 +187,43 @@ impl Shared {
         if let Ok(mut p) = self.progress.lock() {
             p.remove(id);
         }
+    }
+
+    /// Marks `id` as being served until the guard drops. Take it before opening the
+    /// blob: then garbage collection either saw the mark or removed the file first,
+    /// and the open fails cleanly.
+    pub fn serving(self: &Arc<Self>, id: ContentId) -> ServeGuard {
+        if let Ok(mut s) = self.serving.lock() {
+            *s.entry(id).or_default() += 1;
+        }
+        ServeGuard {
+            shared: self.clone(),
+            id,
+        }
+    }
+
+    /// Runs `remove` unless `id` is being served, holding the serving lock throughout
+    /// so no reader can start in between. Returns `None` when it was being served.
+    pub fn remove_unless_serving<T>(
+        &self,
+        id: &ContentId,
+        remove: impl FnOnce() -> T,
+    ) -> Option<T> {
+        let s = self.serving.lock().ok()?;
+        if s.contains_key(id) {
+            return None;
+        }
+        let out = remove();
+        drop(s);
+        Some(out)
+    }
+
+    /// Blobs being served right now.
+    pub fn served(&self) -> Vec<ContentId> {
+        self.serving
+            .lock()
+            .map(|s| s.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Download progress `(done, total)` bytes, if downloading.
@@ -292,6 +356,7 @@ pub async fn run(
         publisher: key.public(),
         progress: Mutex::new(HashMap::new()),
         releases_applied: AtomicU64::new(0),
+        serving: Mutex::new(HashMap::new()),
     });
     let (handle, commands) = NodeHandle::channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -305,6 +370,7 @@ pub async fn run(
         bootstrap: cfg.bootstrap,
         policy,
         fetch_timeout: cfg.fetch_timeout,
+        disk_budget: cfg.disk_budget,
     });
     event_loop.run(shutdown).await;
     let _ = stop_tx.send(true);

@@ -33,6 +33,11 @@ pub enum NodeCommand {
         /// Seconds a download may make no progress before fetches of it fail.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         fetch_timeout: u64,
+        /// Disk the blob store may take, e.g. `2GiB`: past it the node frees unheld
+        /// blobs, then least-recently-used cache entries (never pinned or published
+        /// ones), on its own.
+        #[arg(long, value_name = "SIZE", value_parser = crate::cmd::pin::parse_size)]
+        disk_budget: Option<u64>,
     },
     /// Show the running node: network, peer id, addresses, peers, packages.
     Status,
@@ -47,6 +52,7 @@ pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
             bootstrap,
             init,
             fetch_timeout,
+            disk_budget,
         } => {
             if init {
                 init_if_needed(g)?;
@@ -57,6 +63,7 @@ pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
                 api,
                 bootstrap,
                 Duration::from_secs(fetch_timeout),
+                disk_budget,
             )
             .await
         }
@@ -80,6 +87,7 @@ async fn start(
     api: SocketAddr,
     bootstrap: Vec<Multiaddr>,
     fetch_timeout: Duration,
+    disk_budget: Option<u64>,
 ) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
@@ -95,6 +103,7 @@ async fn start(
     cfg.api = api;
     cfg.bootstrap = bootstrap;
     cfg.fetch_timeout = fetch_timeout;
+    cfg.disk_budget = disk_budget;
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use ferry_protocol::ContentId;
+use futures::StreamExt;
 use serde_json::json;
 
 use super::read::{SpecQuery, required_key};
@@ -57,6 +58,9 @@ pub(super) async fn blob(
             "{id} was deleted by the network operator: {reason}"
         )));
     }
+    // Marked before opening, so garbage collection keeps the blob until the body has
+    // been sent (the guard lives in the stream).
+    let guard = s.shared.serving(id);
     let path = s.shared.blobs.path(&id).ok_or_else(|| {
         not_found(format!(
             "blob {id} is not stored on this node: fetch it first"
@@ -66,7 +70,11 @@ pub(super) async fn blob(
         .await
         .map_err(|e| not_found(format!("{}: {e}", path.display())))?;
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20).map(move |chunk| {
+        let _held = &guard;
+        chunk
+    });
+    let body = Body::from_stream(stream);
     Ok((
         [
             (header::CONTENT_TYPE, "application/wasm".to_string()),

@@ -4,6 +4,8 @@
 //! version or a content id still resolves to a yanked release (the view says so and the
 //! CLI warns) but never to deleted content.
 
+use std::sync::Arc;
+
 use ferry_protocol::component::PackageKind;
 use ferry_protocol::component::analysis::{Capability, Metadata};
 use ferry_protocol::log::{OperatorState, PackageState};
@@ -341,13 +343,14 @@ pub fn lying(entry: &ReleaseEntry, why: &str) -> ApiError {
 
 /// Checks a downloaded release's announced summary against its bytes once, remembering
 /// the verdict; a lying release is refused from then on.
-pub fn check_summary(shared: &Shared, entry: &ReleaseEntry) -> Result<(), ApiError> {
+pub fn check_summary(shared: &Arc<Shared>, entry: &ReleaseEntry) -> Result<(), ApiError> {
     let Some(announced) = &entry.summary else {
         return Ok(());
     };
     if let Some(v) = shared.index.summary_verdict(&entry.record)? {
         return v.map_err(|why| lying(entry, &why));
     }
+    let _serving = shared.serving(entry.content);
     let path = shared.blobs.path(&entry.content).ok_or_else(|| {
         not_found(format!(
             "{} is not stored on this node yet: fetch it first",

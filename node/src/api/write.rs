@@ -68,10 +68,14 @@ pub(super) async fn upload_blob(
     if bytes.is_empty() {
         return Err(bad("an empty file cannot be attached"));
     }
-    let blobs = s.shared.blobs.clone();
+    let shared = s.shared.clone();
     let id = blocking(move || {
         let id = ContentId::of(&bytes);
-        blobs
+        // The user put it here: a cache hold, recorded before the blob exists so that
+        // a collection in between cannot take it before it is published.
+        shared.index.touch_cache(&id, crate::node::now_ms())?;
+        shared
+            .blobs
             .put(&bytes)
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         Ok(id)
@@ -95,20 +99,24 @@ pub(super) async fn publish(
             q.version
         ))
     })?;
-    let blobs = s.shared.blobs.clone();
+    let shared = s.shared.clone();
     // Check, hash and store off the async threads: validating a large component takes
     // milliseconds to seconds.
-    let (checked, content, chunks, existed, metadata_license) = blocking(move || {
+    let (checked, content, chunks, existed, metadata_license, _in_flight) = blocking(move || {
         let checked = component::check(&bytes)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
         let content = ContentId::of(&bytes);
+        // In flight until the release is signed and marked published: no collection
+        // may take the blob in between.
+        let guard = shared.serving(content);
+        let blobs = &shared.blobs;
         let existed = blobs.has(&content);
         let chunks = chunk::digests(&bytes, chunk::CHUNK_SIZE);
         let license = component::metadata_license(&bytes);
         blobs
             .put(&bytes)
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        Ok((checked, content, chunks, existed, license))
+        Ok((checked, content, chunks, existed, license, guard))
     })
     .await?;
     let size = s.shared.blobs.size(&content).unwrap_or(0);

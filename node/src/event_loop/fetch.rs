@@ -53,7 +53,7 @@ pub(super) struct Download {
     providers: HashMap<PeerId, Provider>,
     /// Peers that lack the blob or sent a bad chunk: not asked again in this download.
     excluded: HashSet<PeerId>,
-    waiters: Vec<oneshot::Sender<Result<(), FetchError>>>,
+    pub(super) waiters: Vec<oneshot::Sender<Result<(), FetchError>>>,
     last_progress: Instant,
     last_query: Option<Instant>,
 }
@@ -371,6 +371,7 @@ impl EventLoop {
             Ok(_) => {
                 tracing::info!(target: "ferry::fetch", %id, "stored {}@{}", entry.package, entry.version);
                 self.provide(&id);
+                self.gc_due = true;
                 for w in waiters {
                     let _ = w.send(Ok(()));
                 }
@@ -393,6 +394,16 @@ impl EventLoop {
             for w in d.waiters {
                 let _ = w.send(Err(FetchError::Deleted(reason.clone())));
             }
+        }
+        self.blob_requests.retain(|_, (c, _, _)| c != id);
+    }
+
+    /// Ends a download without an answer to its waiters (their receivers see the
+    /// sender dropped). The verified chunks stay in the partial file.
+    pub(super) fn abandon_download(&mut self, id: &ContentId) {
+        if self.downloads.remove(id).is_some() {
+            self.shared.clear_progress(id);
+            let _ = self.index.remove_pending(id);
         }
         self.blob_requests.retain(|_, (c, _, _)| c != id);
     }

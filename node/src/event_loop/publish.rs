@@ -104,9 +104,13 @@ impl EventLoop {
         }
         self.provide(&d.content);
         let attached: Vec<_> = d.attachments.blobs().map(|(_, a)| a.content).collect();
-        for id in attached {
-            self.provide(&id);
+        for id in &attached {
+            self.provide(id);
         }
+        // Published here: kept whatever the pins say, until the operator deletes it.
+        let mut own = attached;
+        own.push(d.content);
+        self.index.mark_published(&own, now)?;
         let entry = entry.ok_or_else(|| WriteError::Conflict("release was not applied".into()))?;
         self.shared.note_release(&entry);
         Ok(entry)
@@ -128,7 +132,7 @@ impl EventLoop {
             },
         );
         self.index.ingest(&rec, now_ms())?;
-        self.subscribe_namespaces();
+        self.update_subscriptions();
         self.announce(swarm::operator_topic(&self.network), &rec);
         Ok(())
     }

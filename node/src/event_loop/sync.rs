@@ -301,6 +301,9 @@ impl EventLoop {
     }
 
     fn maybe_pull(&mut self, peer: PeerId, h: LogHead) {
+        if !self.follows(&h.log) {
+            return;
+        }
         let ours = match self.index.head(&h.log) {
             Ok(x) => x,
             Err(e) => {

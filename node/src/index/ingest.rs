@@ -10,7 +10,7 @@
 use ferry_protocol::log::{self, Fork, OperatorState, PackageState, Rejection};
 use ferry_protocol::record::{ATTEST_LOG_PREFIX, Body, OPERATOR_LOG, Target};
 use ferry_protocol::{ContentId, PackageName, RecordId, SignedRecord};
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::{
     ATTESTATIONS, Applied, BY_CONTENT, EVIDENCE, Effect, INTERFACES, Index, IndexError,
@@ -221,7 +221,8 @@ impl Index {
             .map_err(st)?
             .map(|v| uncbor::<ReleaseEntry>(v.value()))
             .transpose()?
-            .is_some_and(|e| e.record == a.release);
+            .is_some_and(|e| e.record == a.release)
+            || !follows(tx, &a.package)?;
         let state = load(tx, &rec.record.log)?;
         match log::apply_attest(&self.network, state.as_ref(), rec, known, now) {
             Ok(next) => {
@@ -391,6 +392,29 @@ fn normalize_version(v: &str) -> String {
     semver::Version::parse(v)
         .map(|v| v.to_string())
         .unwrap_or_else(|_| v.to_string())
+}
+
+/// Whether this node's pins follow `package`'s log. An attester log mixes packages;
+/// a node that does not follow a package cannot check that an attested release
+/// exists, and must not let that stop it from following the rest of the attester's
+/// log. Such an attestation is only ever shown next to the release it names, so one
+/// naming a release that does not exist is never shown.
+fn follows(tx: &WriteTransaction, package: &str) -> Result<bool, IngestError> {
+    let t = tx.open_table(super::holds::PINS).map_err(st)?;
+    if t.is_empty().map_err(st)? {
+        return Ok(true);
+    }
+    let Ok(pkg) = package.parse::<PackageName>() else {
+        return Ok(true);
+    };
+    for item in t.iter().map_err(st)? {
+        let (_, v) = item.map_err(st)?;
+        let stored: super::holds::StoredPin = uncbor(v.value())?;
+        if stored.pin.filter().covers_package(&pkg) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn load<T: for<'de> serde::Deserialize<'de>>(
