@@ -7,6 +7,8 @@
 //! * `crash`: SIGKILL in the middle of a large download, and an offline provider.
 //! * `lock`: ferry.toml / ferry.lock: lock, install, update, yanked and deleted content.
 //! * `wit`: `ferry wit fetch` (built packages, and the corpus's WASI) and `ferry new`.
+//! * `pins`: seven nodes with different pins converge on exactly their blobs; gc beside a
+//!   running download.
 
 mod integration {
     pub mod adversary;
@@ -16,6 +18,7 @@ mod integration {
     pub mod e2e;
     pub mod fresh;
     pub mod lock;
+    pub mod pins;
     pub mod support;
     pub mod trust;
     pub mod wit;
