@@ -226,7 +226,7 @@ pub(super) async fn cache(State(s): State<AppState>) -> Result<Json<serde_json::
                 releases,
             });
         }
-        out.sort_by(|a, b| b.last_use_ms.cmp(&a.last_use_ms));
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_use_ms));
         Ok(Json(json!({ "entries": out })))
     })
     .await

@@ -136,7 +136,7 @@ impl Index {
         }
         // Newest first: a node that pins a busy namespace has what people are most
         // likely to want next before the back catalogue.
-        releases.sort_by(|a, b| b.0.time_ms.cmp(&a.0.time_ms));
+        releases.sort_by_key(|r| std::cmp::Reverse(r.0.time_ms));
         let mut out = Vec::new();
         for (entry, pattern, max) in releases {
             let package = entry.package.to_string();
