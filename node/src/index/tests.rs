@@ -349,3 +349,5 @@ fn refuses_newer_schema() {
         Err(IndexError::NewerSchema { .. })
     ));
 }
+
+mod holds;
