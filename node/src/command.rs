@@ -161,6 +161,8 @@ pub struct GcReport {
     pub over_budget: bool,
     /// Blobs the plan would free that were being served at that moment and were kept.
     pub in_use: usize,
+    /// Cache entries kept over budget only because they were used moments ago.
+    pub spared: usize,
 }
 
 /// A connected peer, for status output.

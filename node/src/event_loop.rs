@@ -91,7 +91,8 @@ pub struct EventLoop {
     disk_budget: Option<u64>,
     /// Something was stored since the last budget check.
     gc_due: bool,
-    last_budget_check: std::time::Instant,
+    /// When a node with a disk budget next checks its store even if nothing was stored.
+    next_budget_check: std::time::Instant,
 }
 
 /// What the loop needs to start.
@@ -158,7 +159,7 @@ impl EventLoop {
             pin_done_rx,
             disk_budget: cfg.disk_budget,
             gc_due: cfg.disk_budget.is_some(),
-            last_budget_check: std::time::Instant::now(),
+            next_budget_check: std::time::Instant::now(),
         };
         let op = swarm::operator_topic(&network);
         if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {

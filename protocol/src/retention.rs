@@ -69,6 +69,9 @@ pub struct Plan<K> {
     /// Whether the store is still over the budget after the plan (everything left is
     /// pinned, published, in flight or used within the grace period).
     pub over_budget: bool,
+    /// Cache entries the budget would have evicted but for their grace period: once it
+    /// ends, planning again frees more.
+    pub spared: usize,
 }
 
 /// Plans a collection of `stored`.
@@ -88,6 +91,7 @@ pub fn plan<K: Ord + Copy>(
         freed_bytes: 0,
         kept_bytes: 0,
         over_budget: false,
+        spared: 0,
     };
     let mut kept = 0u64;
     for (id, s) in stored {
@@ -102,14 +106,13 @@ pub fn plan<K: Ord + Copy>(
         && kept > budget
     {
         let recent = now_ms.saturating_sub(grace_ms);
-        let mut lru: Vec<(u64, K, u64)> = stored
-            .iter()
-            .filter(|(_, s)| s.holds.evictable())
-            .filter_map(|(id, s)| {
-                let used = s.holds.cache?;
-                (used < recent).then_some((used, *id, s.bytes))
-            })
-            .collect();
+        let mut lru: Vec<(u64, K, u64)> = Vec::new();
+        for (id, s) in stored.iter().filter(|(_, s)| s.holds.evictable()) {
+            match s.holds.cache {
+                Some(used) if used < recent => lru.push((used, *id, s.bytes)),
+                _ => out.spared += 1,
+            }
+        }
         // Oldest use first; ties broken by id so the plan is deterministic.
         lru.sort();
         for (_, id, bytes) in lru {
@@ -123,6 +126,9 @@ pub fn plan<K: Ord + Copy>(
     }
     out.kept_bytes = kept;
     out.over_budget = budget.is_some_and(|b| kept > b);
+    if !out.over_budget {
+        out.spared = 0;
+    }
     out
 }
 
@@ -230,6 +236,7 @@ mod tests {
         let p = plan(&s, Some(50), 1_000, 100);
         assert_eq!(p.free, vec![(id(3), Reason::Evicted)]);
         assert!(p.over_budget);
+        assert_eq!(p.spared, 1, "entry 2 can go once its grace ends");
         assert_eq!(p.kept_bytes, 200);
     }
 

@@ -1,9 +1,10 @@
-//! Pins and garbage collection over six real daemons on 127.0.0.1.
+//! Pins and garbage collection over seven real daemons on 127.0.0.1.
 //!
 //! A (operator, publisher) and five followers with different pins: B is the
 //! organization node pinning `acme:*`; C pins `wasi:*` and, added only after the burst,
 //! `beta:*`; D pins everything up to 1 MiB; E has no pins (index only); F pins
-//! `acme:*` too but only reaches the network through D (two hops from A). After a
+//! `acme:*` too but only reaches the network through D (two hops from A); G pins
+//! `acme:*` under a disk budget that its user's cache overflows. After a
 //! burst of 50 releases over 5 namespaces, every pinning node must hold exactly the
 //! blobs its pins admit (the files in its blob store are checked) and follow only
 //! the logs they cover. Then D's pins change to `delta:*`, a large delta release
@@ -107,6 +108,32 @@ fn pinning_nodes_hold_exactly_their_pins_and_gc_frees_the_rest() {
     let mut f = Node::join(net.path("f"), &a.network);
     f.start(&[d.tcp_addr()]);
 
+    // The burst's components, built first so that G's disk budget can be set from
+    // their sizes: 5 namespaces x 2 packages x 5 versions.
+    let mut burst = Vec::new();
+    for ns in NAMESPACES {
+        for pkg in ["one", "two"] {
+            for v in 0..5 {
+                let bytes = small_component(&format!("{ns}-{pkg}-{v}"));
+                burst.push((format!("{ns}:{pkg}"), format!("1.{v}.0"), bytes));
+            }
+        }
+    }
+    let size_of = |pred: &dyn Fn(&str) -> bool| -> u64 {
+        burst
+            .iter()
+            .filter(|(p, _, _)| pred(p))
+            .map(|(_, _, b)| b.len() as u64)
+            .sum()
+    };
+    let acme_bytes = size_of(&|p| p.starts_with("acme:"));
+    let beta_one = size_of(&|p| p == "beta:one") / 5;
+    // G pins acme and keeps its user's cache within room for about two and a half
+    // more beta:one blobs.
+    let budget = acme_bytes + 2 * beta_one + beta_one / 2;
+    let mut g = Node::join(net.path("g"), &a.network);
+    g.start_with(&boot, &["--disk-budget", &budget.to_string()]);
+
     // Bad input is a usage error naming the pattern, and changes nothing.
     let out = b.ferry(&["pin", "add", "Acme:*"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
@@ -146,23 +173,15 @@ fn pinning_nodes_hold_exactly_their_pins_and_gc_frees_the_rest() {
     assert_eq!(fl.len(), 1, "{fl:?}");
     assert_eq!(fl[0]["exclude"], serde_json::json!(["acme:nothing-*"]));
 
-    // The burst: 5 namespaces x 2 packages x 5 versions.
-    let mut rels = Vec::new();
-    for ns in NAMESPACES {
-        for pkg in ["one", "two"] {
-            for v in 0..5 {
-                let package = format!("{ns}:{pkg}");
-                let tag = format!("{ns}-{pkg}-{v}");
-                rels.push(publish(
-                    &a,
-                    &net,
-                    &package,
-                    &format!("1.{v}.0"),
-                    &small_component(&tag),
-                ));
-            }
-        }
-    }
+    g.ferry_json(&["pin", "add", "acme:*"]);
+    // Follows beta's logs (so its user can fetch them) but pins none of its releases,
+    // all of which are Apache-2.0.
+    g.ferry_json(&["pin", "add", "beta:*", "--license", "MIT"]);
+
+    let rels: Vec<Rel> = burst
+        .iter()
+        .map(|(p, v, bytes)| publish(&a, &net, p, v, bytes))
+        .collect();
     assert_eq!(rels.len(), 50);
     let acme = cids(in_ns(&rels, &["acme"]));
     wait_for_blobs(&b, "B (acme:*)", &acme);
@@ -205,17 +224,55 @@ fn pinning_nodes_hold_exactly_their_pins_and_gc_frees_the_rest() {
     let out_file = net.path("e-beta.wasm");
     e.ferry_json(&["fetch", &beta.cid, "-o", &out_file.display().to_string()]);
     assert_eq!(stored(&e), BTreeSet::from([beta.cid.clone()]));
-    let g = e.ferry_json(&["gc"]);
-    assert_eq!(g["count"], 0, "the cache holds it: {g}");
+    let report = e.ferry_json(&["gc"]);
+    assert_eq!(report["count"], 0, "the cache holds it: {report}");
     let cache = e.ferry_json(&["cache", "ls"]);
     assert_eq!(cache["entries"][0]["cid"], beta.cid.as_str(), "{cache}");
-    let g = e.ferry_json(&["cache", "clear"]);
+    let report = e.ferry_json(&["cache", "clear"]);
     assert_eq!(
-        (g["count"].as_u64(), g["bytes"].as_u64()),
+        (report["count"].as_u64(), report["bytes"].as_u64()),
         (Some(1), Some(beta.size)),
-        "{g}"
+        "{report}"
     );
     assert!(stored(&e).is_empty());
+
+    // G's disk budget: five cached beta:one blobs do not fit beside the pinned acme
+    // ones, so once their grace period is over the three least recently used go, and
+    // no pinned blob does.
+    wait_for_blobs(&g, "G (acme:*)", &acme);
+    wait_until(CONVERGE, "G to index beta:one", || {
+        g.ferry(&["info", "beta:one"]).status.success()
+    });
+    let beta_one: Vec<&Rel> = rels.iter().filter(|r| r.package == "beta:one").collect();
+    for (i, r) in beta_one.iter().enumerate() {
+        let out = net.path(&format!("g-beta-{i}.wasm"));
+        let v = g.ferry_json(&[
+            "fetch",
+            &format!("beta:one@1.{i}.0"),
+            "-o",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(v["cid"], r.cid.as_str(), "{v}");
+        assert_eq!(cid_of(&fs::read(&out).expect("fetched file")), r.cid);
+    }
+    let mut kept = acme.clone();
+    kept.extend([beta_one[3].cid.clone(), beta_one[4].cid.clone()]);
+    wait_for_blobs(
+        &g,
+        "G to evict its least recently used cache entries",
+        &kept,
+    );
+    let cache = g.ferry_json(&["cache", "ls"]);
+    assert_eq!(
+        cache["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{cache}"
+    );
+    assert_eq!(
+        cache["entries"][0]["cid"],
+        beta_one[4].cid.as_str(),
+        "most recent first"
+    );
 
     // A large delta release that D (limit 1 MiB) indexes but does not fetch.
     let big_bytes = with_custom_section(small_component("big"), 6 << 20, 42);
@@ -238,16 +295,19 @@ fn pinning_nodes_hold_exactly_their_pins_and_gc_frees_the_rest() {
     let dry = d.ferry_json(&["gc", "--dry-run"]);
     assert_eq!(dry["count"].as_u64(), Some(unpinned.len() as u64), "{dry}");
     assert_eq!(stored(&d).len(), 51, "a dry run removes nothing");
-    let g = d.ferry_json(&["gc"]);
-    let freed: BTreeSet<String> = g["freed"]
+    let report = d.ferry_json(&["gc"]);
+    let freed: BTreeSet<String> = report["freed"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|x| x["cid"].as_str().map(String::from))
         .collect();
-    assert_eq!(freed, unpinned, "gc frees exactly the unpinned blobs: {g}");
     assert_eq!(
-        g["bytes"].as_u64(),
+        freed, unpinned,
+        "gc frees exactly the unpinned blobs: {report}"
+    );
+    assert_eq!(
+        report["bytes"].as_u64(),
         Some(
             rels.iter()
                 .filter(|r| unpinned.contains(&r.cid))
@@ -285,7 +345,8 @@ fn pinning_nodes_hold_exactly_their_pins_and_gc_frees_the_rest() {
     // The others never picked up the large delta blob, nor lost anything.
     assert_eq!(stored(&b), acme);
     assert!(stored(&e).is_empty());
-    for n in [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f] {
+    assert_eq!(stored(&g), kept, "G's budget never touched a pinned blob");
+    for n in [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f, &mut g] {
         assert!(n.stop(), "clean exit");
     }
 }

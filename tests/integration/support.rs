@@ -127,6 +127,11 @@ impl Node {
     /// Spawns `ferry node start` (bootstrapping from `bootstrap`) and waits until it
     /// listens on TCP and its API answers `ferry node status`.
     pub fn start(&mut self, bootstrap: &[String]) {
+        self.start_with(bootstrap, &[]);
+    }
+
+    /// [`Self::start`] with extra `ferry node start` arguments (e.g. `--disk-budget`).
+    pub fn start_with(&mut self, bootstrap: &[String], extra: &[&str]) {
         assert!(
             self.child.is_none(),
             "{} is already running",
@@ -144,6 +149,7 @@ impl Node {
         for b in bootstrap {
             cmd.args(["--bootstrap", b]);
         }
+        cmd.args(extra);
         cmd.env("FERRY_LOG", "info,libp2p=warn")
             .env_remove("FERRY_DATA_DIR")
             .stdin(Stdio::null())

@@ -18,10 +18,13 @@ use crate::node::now_ms;
 use crate::swarm;
 
 /// A cache entry used this recently is not evicted by the disk budget: the user who
-/// just fetched it has not read it yet.
-const CACHE_GRACE: Duration = Duration::from_secs(60);
-/// How often a node with a disk budget checks its store even when nothing finished.
-const BUDGET_CHECK: Duration = Duration::from_secs(30);
+/// just fetched it may not have read it yet (the CLI fetches, then reads).
+const CACHE_GRACE: Duration = Duration::from_secs(10);
+/// How often a node with a disk budget checks its store when nothing was stored.
+const BUDGET_CHECK: Duration = Duration::from_secs(60);
+/// How soon to check again when a collection left the store over budget: recently used
+/// cache entries become evictable once their grace period ends.
+const OVER_BUDGET_RECHECK: Duration = Duration::from_secs(2);
 
 impl EventLoop {
     /// Gathers every stored blob and partial download with its holds.
@@ -129,6 +132,7 @@ impl EventLoop {
             self.index.forget_cache(&evicted)?;
         }
         report.kept_bytes = plan.kept_bytes + kept_back;
+        report.spared = plan.spared;
         report.over_budget = self.disk_budget.is_some_and(|b| report.kept_bytes > b);
         if !dry_run && report.count > 0 {
             tracing::info!(target: "ferry::gc", count = report.count, bytes = report.bytes, kept = report.kept_bytes, "collected garbage");
@@ -148,12 +152,12 @@ impl EventLoop {
         let Some(budget) = self.disk_budget else {
             return;
         };
-        let due = self.gc_due || self.last_budget_check.elapsed() >= BUDGET_CHECK;
-        if !due {
+        let now = Instant::now();
+        if !self.gc_due && now < self.next_budget_check {
             return;
         }
         self.gc_due = false;
-        self.last_budget_check = Instant::now();
+        self.next_budget_check = now + BUDGET_CHECK;
         let complete: u64 = self
             .blobs
             .list()
@@ -172,8 +176,12 @@ impl EventLoop {
         }
         tracing::info!(target: "ferry::gc", used, budget, "blob store over its disk budget: collecting");
         match self.collect(false) {
+            Ok(r) if r.over_budget && (r.spared > 0 || r.in_use > 0) => {
+                // What is left will be evictable in a moment: look again soon.
+                self.next_budget_check = now + OVER_BUDGET_RECHECK;
+            }
             Ok(r) if r.over_budget => {
-                tracing::warn!(target: "ferry::gc", kept = r.kept_bytes, budget, "still over the disk budget: everything left is pinned, published, in use or recently fetched");
+                tracing::warn!(target: "ferry::gc", kept = r.kept_bytes, budget, "still over the disk budget: everything left is pinned, published or being downloaded");
             }
             Ok(_) => {}
             Err(e) => tracing::error!(target: "ferry::gc", "{e}"),
