@@ -315,6 +315,12 @@ pub async fn run(
         }
     }
     let blobs = BlobStore::open(dir.path("blobs"))?;
+    index
+        .seed_holds(&blobs.list(), &key.public(), now_ms())
+        .map_err(|source| NodeError::Index {
+            path: index_path.clone(),
+            source,
+        })?;
     let token = dir.api_token(random32())?;
 
     let policy = if cfg

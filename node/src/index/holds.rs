@@ -10,7 +10,7 @@ use ferry_protocol::pin::{Pin, Pins};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Index, IndexError, RELEASES, ReleaseEntry, VERDICTS, cbor, uncbor};
+use super::{Index, IndexError, META, RELEASES, ReleaseEntry, VERDICTS, cbor, uncbor};
 
 /// Pin pattern → [`StoredPin`] (CBOR).
 pub(super) const PINS: TableDefinition<&str, &[u8]> = TableDefinition::new("pins_v1");
@@ -158,6 +158,52 @@ impl Index {
             }
         }
         Ok(out)
+    }
+
+    /// Gives blobs stored before holds existed a hold, once per index: blobs of
+    /// releases signed by `own` count as published here, every other as cache (last
+    /// used `now_ms`), so that upgrading a node never makes its first collection free
+    /// what its user fetched. Returns whether it ran.
+    pub fn seed_holds(
+        &self,
+        stored: &[ContentId],
+        own: &ferry_protocol::PublicKey,
+        now_ms: u64,
+    ) -> Result<bool, IndexError> {
+        const SEEDED: &str = "holds_seeded";
+        {
+            let tx = self.db.begin_read()?;
+            if tx.open_table(META)?.get(SEEDED)?.is_some() {
+                return Ok(false);
+            }
+        }
+        let mut published = Vec::new();
+        let mut cached = Vec::new();
+        for id in stored {
+            let mine = self
+                .releases_by_content(id)?
+                .iter()
+                .any(|r| r.publisher == *own);
+            if mine {
+                published.push(*id);
+            } else {
+                cached.push(*id);
+            }
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut p = tx.open_table(PUBLISHED)?;
+            for id in &published {
+                p.insert(id.digest().as_slice(), now_ms)?;
+            }
+            let mut c = tx.open_table(CACHE)?;
+            for id in &cached {
+                c.insert(id.digest().as_slice(), now_ms)?;
+            }
+            tx.open_table(META)?.insert(SEEDED, 1)?;
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Records that this node's user used a blob now (fetched or read it).

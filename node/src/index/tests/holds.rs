@@ -210,6 +210,32 @@ fn pinned_blobs_follow_the_filters_newest_first() {
 }
 
 #[test]
+fn blobs_stored_before_holds_existed_are_held_once() {
+    let f = fixture();
+    f.release_at(
+        "acme:a",
+        "1.0.0",
+        b"mine",
+        NOW - 1,
+        None,
+        Attachments::default(),
+    );
+    let (mine, fetched) = (ContentId::of(b"mine"), ContentId::of(b"fetched"));
+    assert!(
+        f.index
+            .seed_holds(&[mine, fetched], &f.op.public(), 7)
+            .unwrap()
+    );
+    assert!(f.index.published().unwrap().contains(&mine));
+    assert_eq!(f.index.cache().unwrap().get(&fetched), Some(&7));
+    assert!(!f.index.cache().unwrap().contains_key(&mine));
+    // Only once: later blobs get their holds when they arrive.
+    f.index.forget_cache(&[fetched]).unwrap();
+    assert!(!f.index.seed_holds(&[fetched], &f.op.public(), 8).unwrap());
+    assert!(f.index.cache().unwrap().is_empty());
+}
+
+#[test]
 fn cache_and_published_holds_persist() {
     let f = fixture();
     let (one, two) = (ContentId::of(b"one"), ContentId::of(b"two"));
