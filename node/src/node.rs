@@ -151,6 +151,30 @@ impl Drop for ServeGuard {
 }
 
 impl Shared {
+    /// State for a node whose API answers at `api_url`.
+    pub fn new(
+        index: Arc<Index>,
+        blobs: Arc<BlobStore>,
+        data_dir: DataDir,
+        token: String,
+        peer_id: String,
+        api_url: String,
+        publisher: ferry_protocol::PublicKey,
+    ) -> Self {
+        Self {
+            index,
+            blobs,
+            data_dir,
+            token,
+            peer_id,
+            api_url,
+            publisher,
+            progress: Mutex::new(HashMap::new()),
+            releases_applied: AtomicU64::new(0),
+            serving: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// Rewrites `node.json` with the current listen addresses.
     pub fn write_node_info(&self, addrs: &[Multiaddr]) {
         let info = NodeInfo {
@@ -352,18 +376,15 @@ pub async fn run(
         source,
     })?;
 
-    let shared = Arc::new(Shared {
-        index: Arc::new(index),
-        blobs: Arc::new(blobs),
-        data_dir: dir,
+    let shared = Arc::new(Shared::new(
+        Arc::new(index),
+        Arc::new(blobs),
+        dir,
         token,
-        peer_id: swarm.local_peer_id().to_string(),
-        api_url: format!("http://{api_addr}"),
-        publisher: key.public(),
-        progress: Mutex::new(HashMap::new()),
-        releases_applied: AtomicU64::new(0),
-        serving: Mutex::new(HashMap::new()),
-    });
+        swarm.local_peer_id().to_string(),
+        format!("http://{api_addr}"),
+        key.public(),
+    ));
     let (handle, commands) = NodeHandle::channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let api_task = tokio::spawn(api::serve(listener, shared.clone(), handle, stop_rx));

@@ -188,3 +188,6 @@ impl EventLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
