@@ -5,7 +5,7 @@
 //! that could block for long (component checks, hashing whole files) happens before a
 //! command reaches the loop.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,16 +77,8 @@ pub struct EventLoop {
     pins: Pins,
     /// Namespaces whose gossip topic we are subscribed to.
     subscribed: BTreeSet<Namespace>,
-    /// Pinned blobs waiting for a download slot, newest release first.
-    pin_queue: BTreeMap<pins::QueueKey, crate::index::ReleaseEntry>,
-    /// Pinned downloads running.
-    pin_active: HashSet<ContentId>,
-    /// The queue overflowed: rescan the index once it drains.
-    pin_rescan: bool,
-    /// When to look again for pinned blobs whose download failed.
-    pin_retry_at: Option<std::time::Instant>,
-    pin_done_tx: mpsc::Sender<(ContentId, bool)>,
-    pin_done_rx: mpsc::Receiver<(ContentId, bool)>,
+    /// Pinned downloads: queue, running, retries.
+    pinned: pins::PinState,
     /// Bytes the blob store may take before the node collects on its own.
     disk_budget: Option<u64>,
     /// Something was stored since the last budget check.
@@ -121,8 +113,6 @@ impl EventLoop {
     pub fn new(cfg: LoopConfig) -> Self {
         let network = cfg.shared.index.network();
         let (finished_tx, finished_rx) = mpsc::channel(64);
-        // Each pinned download sends one message; at most MAX_PIN_FETCHES run.
-        let (pin_done_tx, pin_done_rx) = mpsc::channel(2 * MAX_PIN_FETCHES);
         let pins = cfg.shared.index.pins().unwrap_or_else(|e| {
             tracing::error!(target: "ferry::index", "reading pins: {e}");
             Pins::default()
@@ -151,12 +141,7 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             pins,
             subscribed: BTreeSet::new(),
-            pin_queue: BTreeMap::new(),
-            pin_active: HashSet::new(),
-            pin_rescan: false,
-            pin_retry_at: None,
-            pin_done_tx,
-            pin_done_rx,
+            pinned: pins::PinState::new(),
             disk_budget: cfg.disk_budget,
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
@@ -240,7 +225,7 @@ impl EventLoop {
                     self.pins_tick();
                     self.budget_tick();
                 }
-                Some((id, ok)) = self.pin_done_rx.recv() => self.on_pin_done(id, ok),
+                Some((id, ok)) = self.pinned.done_rx.recv() => self.on_pin_done(id, ok),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
             }
         }

@@ -13,13 +13,13 @@
 //! the index later instead of remembering more.
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::filter::{Candidate, Pattern};
 use ferry_protocol::pin::Pin;
 use ferry_protocol::{ContentId, Namespace};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::EventLoop;
 use crate::command::PinError;
@@ -35,7 +35,37 @@ pub const MAX_PIN_QUEUE: usize = 4096;
 const PIN_RETRY: Duration = Duration::from_secs(10);
 
 /// Queue key: newest release first, then by content id for a stable order.
-pub(super) type QueueKey = (Reverse<u64>, ContentId);
+type QueueKey = (Reverse<u64>, ContentId);
+
+/// Pinned downloads: what waits, what runs, when to look again.
+pub(super) struct PinState {
+    /// Pinned blobs waiting for a download slot, newest release first.
+    queue: BTreeMap<QueueKey, ReleaseEntry>,
+    /// Pinned downloads running.
+    active: HashSet<ContentId>,
+    /// The queue overflowed: rescan the index once it drains.
+    rescan: bool,
+    /// When to look again for pinned blobs whose download failed.
+    retry_at: Option<Instant>,
+    done_tx: mpsc::Sender<(ContentId, bool)>,
+    /// Each pinned download ends with one message here.
+    pub(super) done_rx: mpsc::Receiver<(ContentId, bool)>,
+}
+
+impl PinState {
+    pub(super) fn new() -> Self {
+        // At most MAX_PIN_FETCHES downloads run, each sending one message.
+        let (done_tx, done_rx) = mpsc::channel(2 * MAX_PIN_FETCHES);
+        Self {
+            queue: BTreeMap::new(),
+            active: HashSet::new(),
+            rescan: false,
+            retry_at: None,
+            done_tx,
+            done_rx,
+        }
+    }
+}
 
 impl EventLoop {
     /// Subscribes to the topics of the namespaces the pins follow (all of them without
@@ -108,7 +138,8 @@ impl EventLoop {
             }
         };
         let stale: Vec<ContentId> = self
-            .pin_active
+            .pinned
+            .active
             .iter()
             .filter(|id| !pinned.contains(id))
             .copied()
@@ -121,9 +152,9 @@ impl EventLoop {
 
     /// Rebuilds the download queue from the index: every pinned blob not stored yet.
     pub(super) fn rescan_pins(&mut self) {
-        self.pin_queue.clear();
-        self.pin_rescan = false;
-        self.pin_retry_at = None;
+        self.pinned.queue.clear();
+        self.pinned.rescan = false;
+        self.pinned.retry_at = None;
         let blobs = match self.index.pinned_blobs(&self.pins) {
             Ok(b) => b,
             Err(e) => {
@@ -132,7 +163,7 @@ impl EventLoop {
             }
         };
         for b in blobs {
-            if self.blobs.has(&b.content) || self.pin_active.contains(&b.content) {
+            if self.blobs.has(&b.content) || self.pinned.active.contains(&b.content) {
                 continue;
             }
             self.queue_pinned(b.entry);
@@ -168,47 +199,51 @@ impl EventLoop {
     }
 
     fn queue_pinned(&mut self, entry: ReleaseEntry) {
-        if self.pin_queue.len() >= MAX_PIN_QUEUE {
+        if self.pinned.queue.len() >= MAX_PIN_QUEUE {
             // Drop the oldest; a rescan finds it again once the queue has room.
-            self.pin_queue.pop_last();
-            self.pin_rescan = true;
+            self.pinned.queue.pop_last();
+            self.pinned.rescan = true;
         }
-        self.pin_queue
+        self.pinned
+            .queue
             .insert((Reverse(entry.time_ms), entry.content), entry);
     }
 
     /// Starts queued pinned downloads up to [`MAX_PIN_FETCHES`].
     pub(super) fn pump_pins(&mut self) {
-        while self.pin_active.len() < MAX_PIN_FETCHES {
-            let Some((_, entry)) = self.pin_queue.pop_first() else {
+        while self.pinned.active.len() < MAX_PIN_FETCHES {
+            let Some((_, entry)) = self.pinned.queue.pop_first() else {
                 break;
             };
             let id = entry.content;
-            if self.blobs.has(&id) || self.pin_active.contains(&id) || self.deleted.contains(&id) {
+            if self.blobs.has(&id) || self.pinned.active.contains(&id) || self.deleted.contains(&id)
+            {
                 continue;
             }
             tracing::debug!(target: "ferry::pins", content = %id, "fetching pinned {}@{}", entry.package, entry.version);
             let (tx, rx) = oneshot::channel();
-            self.pin_active.insert(id);
-            let done = self.pin_done_tx.clone();
+            self.pinned.active.insert(id);
+            let done = self.pinned.done_tx.clone();
             tokio::spawn(async move {
                 let ok = matches!(rx.await, Ok(Ok(())));
                 let _ = done.send((id, ok)).await;
             });
             self.start_fetch(entry, tx);
         }
-        if self.pin_queue.is_empty() && self.pin_active.is_empty() && self.pin_rescan {
+        if self.pinned.queue.is_empty() && self.pinned.active.is_empty() && self.pinned.rescan {
             self.rescan_pins();
         }
     }
 
     /// A pinned download ended.
     pub(super) fn on_pin_done(&mut self, id: ContentId, ok: bool) {
-        self.pin_active.remove(&id);
+        self.pinned.active.remove(&id);
         if !ok && !self.pins.is_empty() {
             // No provider yet (the publisher's announcement may still be travelling):
             // look again a little later.
-            self.pin_retry_at.get_or_insert(Instant::now() + PIN_RETRY);
+            self.pinned
+                .retry_at
+                .get_or_insert(Instant::now() + PIN_RETRY);
         }
         self.pump_pins();
     }
@@ -216,8 +251,9 @@ impl EventLoop {
     /// Called every fetch tick: retries failed pinned downloads when due.
     pub(super) fn pins_tick(&mut self) {
         if self
-            .pin_retry_at
-            .is_some_and(|t| Instant::now() >= t && self.pin_active.len() < MAX_PIN_FETCHES)
+            .pinned
+            .retry_at
+            .is_some_and(|t| Instant::now() >= t && self.pinned.active.len() < MAX_PIN_FETCHES)
         {
             self.rescan_pins();
         } else {
