@@ -356,7 +356,7 @@ impl EventLoop {
         // A record of a log our pins do not follow (a namespace topic is shared by
         // followed and unfollowed packages): not ours to check or keep.
         if let Ok(rec) = ferry_protocol::SignedRecord::decode(&msg.data)
-            && !self.follows(&rec.record.log)
+            && self.unfollowed(&rec.record.log)
         {
             self.swarm
                 .behaviour_mut()

@@ -103,9 +103,12 @@ impl EventLoop {
         self.subscribed = wanted;
     }
 
-    /// Whether the node follows `log` (see [`ferry_protocol::pin::Pins::follows_log`]).
-    pub(super) fn follows(&self, log: &str) -> bool {
-        self.pins.follows_log(log)
+    /// Whether `log` is a package log that the pins leave out. Anything else (the
+    /// operator log, attester logs, and names that are not logs at all) goes through
+    /// validation as before, so a peer sending malformed records still pays for them.
+    pub(super) fn unfollowed(&self, log: &str) -> bool {
+        log.parse::<ferry_protocol::PackageName>()
+            .is_ok_and(|p| !self.pins.follows_package(&p))
     }
 
     pub(super) fn add_pin(&mut self, pin: Pin) -> Result<bool, PinError> {

@@ -301,7 +301,7 @@ impl EventLoop {
     }
 
     fn maybe_pull(&mut self, peer: PeerId, h: LogHead) {
-        if !self.follows(&h.log) {
+        if self.unfollowed(&h.log) {
             return;
         }
         let ours = match self.index.head(&h.log) {
