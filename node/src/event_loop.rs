@@ -29,6 +29,8 @@ pub use fetch::DEFAULT_STALL_TIMEOUT;
 mod gc;
 mod pins;
 pub use pins::{MAX_PIN_FETCHES, MAX_PIN_QUEUE};
+mod probe;
+pub use probe::{Probe, QueueDepths};
 mod publish;
 mod sync;
 
@@ -43,7 +45,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
 /// bounded queue and go out as answers come back.
 pub const MAX_SYNC_REQUESTS_PER_PEER: usize = 8;
 /// Most gossiped records held for a second look.
-const MAX_DEFERRED: usize = 256;
+pub const MAX_DEFERRED: usize = 256;
 /// How often stalled downloads look for providers again.
 const FETCH_TICK: Duration = Duration::from_secs(1);
 
@@ -85,6 +87,8 @@ pub struct EventLoop {
     gc_due: bool,
     /// When a node with a disk budget next checks its store even if nothing was stored.
     next_budget_check: std::time::Instant,
+    listeners: HashSet<libp2p::core::transport::ListenerId>,
+    probe: Option<Arc<dyn Probe>>,
 }
 
 /// What the loop needs to start.
@@ -105,6 +109,8 @@ pub struct LoopConfig {
     pub fetch_timeout: Duration,
     /// Bytes the blob store may take before the node collects garbage on its own.
     pub disk_budget: Option<u64>,
+    /// Who watches the loop (simulations); `None` for the daemon.
+    pub probe: Option<Arc<dyn Probe>>,
 }
 
 impl EventLoop {
@@ -145,6 +151,8 @@ impl EventLoop {
             disk_budget: cfg.disk_budget,
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
+            listeners: HashSet::new(),
+            probe: cfg.probe,
         };
         let op = swarm::operator_topic(&network);
         if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {
@@ -224,10 +232,17 @@ impl EventLoop {
                     self.fetch_tick();
                     self.pins_tick();
                     self.budget_tick();
+                    self.probe_queues();
                 }
                 Some((id, ok)) = self.pinned.done_rx.recv() => self.on_pin_done(id, ok),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
             }
+        }
+        // Closing listeners explicitly frees their addresses at once: the memory
+        // transport keeps a port taken until its listener is removed, and a node
+        // restarted in the same process must be able to listen there again.
+        for id in std::mem::take(&mut self.listeners) {
+            self.swarm.remove_listener(id);
         }
         tracing::info!(target: "ferry::node", "event loop stopped");
     }
@@ -286,7 +301,11 @@ impl EventLoop {
 
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
         match ev {
-            SwarmEvent::NewListenAddr { address, .. } => {
+            SwarmEvent::NewListenAddr {
+                address,
+                listener_id,
+            } => {
+                self.listeners.insert(listener_id);
                 let full = swarm::with_peer(&address, self.swarm.local_peer_id());
                 tracing::info!(target: "ferry::net", "listening on {full}");
                 self.listen_addrs.push(full);
@@ -430,6 +449,7 @@ impl EventLoop {
             Effect::Release(r) => {
                 self.shared.note_release(&r);
                 self.on_release_for_pins(&r);
+                self.probe_release(&r);
             }
             Effect::Deleted {
                 tombstone,

@@ -8,6 +8,7 @@ pub mod api;
 pub mod blob_store;
 pub mod command;
 pub mod data_dir;
+pub mod embedded;
 pub mod event_loop;
 pub mod index;
 pub mod node;

@@ -307,17 +307,16 @@ pub fn init_join(dir: &DataDir, network: NetworkId) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Runs a node until `shutdown` resolves.
-pub async fn run(
-    cfg: NodeConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), NodeError> {
-    let dir = DataDir::open(&cfg.data_dir)?;
-    let membership = dir.membership()?;
-    let key = dir.publisher_key()?;
+/// The libp2p identity stored in the data directory (created on first use).
+pub(crate) fn node_identity(dir: &DataDir) -> Result<identity::Keypair, NodeError> {
     let node_seed = dir.seed_or_create("node.key", random32())?;
-    let node_key = identity::Keypair::ed25519_from_bytes(node_seed)
-        .map_err(|e| NodeError::Genesis(format!("node.key: {e}")))?;
+    identity::Keypair::ed25519_from_bytes(node_seed)
+        .map_err(|e| NodeError::Genesis(format!("node.key: {e}")))
+}
+
+/// Opens the index of the data directory's network, seeding it with the genesis record
+/// when this node created the network.
+pub(crate) fn open_index(dir: &DataDir, membership: &Membership) -> Result<Index, NodeError> {
     let index_path = dir.path("index.redb");
     let index =
         Index::open(&index_path, membership.network).map_err(|source| NodeError::Index {
@@ -338,11 +337,24 @@ pub async fn run(
             Err(e) => return Err(NodeError::Genesis(e.to_string())),
         }
     }
+    Ok(index)
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run(
+    cfg: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
+    let dir = DataDir::open(&cfg.data_dir)?;
+    let membership = dir.membership()?;
+    let key = dir.publisher_key()?;
+    let node_key = node_identity(&dir)?;
+    let index = open_index(&dir, &membership)?;
     let blobs = BlobStore::open(dir.path("blobs"))?;
     index
         .seed_holds(&blobs.list(), &key.public(), now_ms())
         .map_err(|source| NodeError::Index {
-            path: index_path.clone(),
+            path: dir.path("index.redb"),
             source,
         })?;
     let token = dir.api_token(random32())?;
@@ -398,6 +410,7 @@ pub async fn run(
         policy,
         fetch_timeout: cfg.fetch_timeout,
         disk_budget: cfg.disk_budget,
+        probe: None,
     });
     event_loop.run(shutdown).await;
     let _ = stop_tx.send(true);

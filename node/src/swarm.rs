@@ -10,8 +10,8 @@ use libp2p::core::transport::{DialOpts, ListenerId, TransportError, TransportEve
 use libp2p::core::upgrade;
 use libp2p::multiaddr::Protocol;
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, Transport, gossipsub, identify,
-    identity, kad, noise, ping, quic, request_response, tcp, yamux,
+    Multiaddr, PeerId, Swarm, SwarmBuilder, Transport, gossipsub, identity, kad, noise, quic, tcp,
+    yamux,
 };
 
 /// Protocol name of Ferry's Kademlia DHT (never the IPFS one).
@@ -43,6 +43,8 @@ pub enum DialPolicy {
     LoopbackOnly,
     /// Any address.
     Any,
+    /// Only libp2p's in-process memory transport (`/memory/<port>`): simulations.
+    MemoryOnly,
 }
 
 impl DialPolicy {
@@ -50,6 +52,7 @@ impl DialPolicy {
     pub fn allows(&self, addr: &Multiaddr) -> bool {
         match self {
             DialPolicy::Any => true,
+            DialPolicy::MemoryOnly => matches!(addr.iter().next(), Some(Protocol::Memory(_))),
             DialPolicy::LoopbackOnly => match addr.iter().next() {
                 Some(Protocol::Ip4(ip)) => ip.is_loopback(),
                 Some(Protocol::Ip6(ip)) => ip.is_loopback(),
@@ -61,9 +64,9 @@ impl DialPolicy {
 
 /// A transport that refuses to dial addresses its policy forbids, so no behaviour (the
 /// DHT, identify, a request-response auto-dial) can make the node connect elsewhere.
-struct Filtered<T> {
-    inner: T,
-    policy: DialPolicy,
+pub(crate) struct Filtered<T> {
+    pub(crate) inner: T,
+    pub(crate) policy: DialPolicy,
 }
 
 impl<T: Transport + Unpin> Transport for Filtered<T> {
@@ -127,12 +130,11 @@ pub fn blob_key(net: &NetworkId, content: &ContentId) -> kad::RecordKey {
 #[error("building the libp2p swarm: {0}")]
 pub struct SwarmError(String);
 
-/// Builds the swarm for `key`.
+/// Builds the swarm for `key`: TCP and QUIC, filtered by `policy`.
 pub fn build(key: identity::Keypair, policy: DialPolicy) -> Result<Swarm<Behaviour>, SwarmError> {
-    let err = |e: &dyn std::fmt::Display| SwarmError(e.to_string());
-    let swarm = SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_other_transport(|key| {
+    assemble(
+        key,
+        |key| {
             let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
                 .upgrade(upgrade::Version::V1Lazy)
                 .authenticate(noise::Config::new(key)?)
@@ -147,91 +149,31 @@ pub fn build(key: identity::Keypair, policy: DialPolicy) -> Result<Swarm<Behavio
             Ok(Filtered {
                 inner: both,
                 policy,
-            })
-        })
+            }
+            .boxed())
+        },
+        None,
+    )
+}
+
+/// A transport whose connections are authenticated and multiplexed.
+pub(crate) type Muxed = libp2p::core::transport::Boxed<(PeerId, StreamMuxerBox)>;
+
+/// Builds a swarm over the transport `transport` makes for `key`, with every Ferry
+/// behaviour. Gossipsub records its metrics into `metrics` when given.
+pub(crate) fn assemble(
+    key: identity::Keypair,
+    transport: impl FnOnce(
+        &identity::Keypair,
+    ) -> Result<Muxed, Box<dyn std::error::Error + Send + Sync>>,
+    metrics: Option<&mut libp2p::metrics::Registry>,
+) -> Result<Swarm<Behaviour>, SwarmError> {
+    let err = |e: &dyn std::fmt::Display| SwarmError(e.to_string());
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(transport)
         .map_err(|e| err(&e))?
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let gossip_cfg = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_millis(500))
-                .validation_mode(gossipsub::ValidationMode::Strict)
-                // We accept and forward a message only after the protocol validated it.
-                .validate_messages()
-                .max_transmit_size(MAX_GOSSIP_BYTES)
-                // Ids are content hashes: the same record from two peers is one message.
-                .message_id_fn(|m| {
-                    gossipsub::MessageId::from(ferry_protocol::content_id::sha256(&m.data).to_vec())
-                })
-                .build()?;
-            let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossip_cfg,
-            )?;
-            // Peer scoring makes rejected messages cost their sender. Colocation is
-            // switched off: every test and simulation puts many peers on 127.0.0.1.
-            let params = gossipsub::PeerScoreParams {
-                ip_colocation_factor_weight: 0.0,
-                app_specific_weight: 1.0,
-                ..Default::default()
-            };
-            gossipsub.with_peer_score(params, gossipsub::PeerScoreThresholds::default())?;
-
-            // The default caps provided keys at 1,024: far fewer than the blobs a
-            // mirror serves.
-            let store_cfg = kad::store::MemoryStoreConfig {
-                max_provided_keys: 1 << 20,
-                max_records: 1 << 16,
-                ..Default::default()
-            };
-            let mut kad_cfg = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-            kad_cfg.set_query_timeout(Duration::from_secs(30));
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                kad::store::MemoryStore::with_config(peer_id, store_cfg),
-                kad_cfg,
-            );
-            // Without a confirmed external address kad would stay a client and nobody
-            // could find our provider records.
-            kad.set_mode(Some(kad::Mode::Server));
-
-            let rr_cfg = request_response::Config::default()
-                .with_request_timeout(REQUEST_TIMEOUT)
-                .with_max_concurrent_streams(64);
-            let sync = request_response::cbor::Behaviour::with_codec(
-                request_response::cbor::codec::Codec::default()
-                    .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
-                    .set_response_size_maximum(MAX_SYNC_RESPONSE_BYTES),
-                [(
-                    StreamProtocol::new(SYNC_PROTOCOL),
-                    request_response::ProtocolSupport::Full,
-                )],
-                rr_cfg.clone(),
-            );
-            let blob = request_response::cbor::Behaviour::with_codec(
-                request_response::cbor::codec::Codec::default()
-                    .set_request_size_maximum(MAX_SYNC_REQUEST_BYTES)
-                    .set_response_size_maximum(MAX_BLOB_RESPONSE_BYTES),
-                [(
-                    StreamProtocol::new(BLOB_PROTOCOL),
-                    request_response::ProtocolSupport::Full,
-                )],
-                rr_cfg,
-            );
-            let identify = identify::Behaviour::new(
-                identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public())
-                    .with_push_listen_addr_updates(true),
-            );
-            let ping =
-                ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
-            Ok(Behaviour {
-                gossipsub,
-                kad,
-                sync,
-                blob,
-                identify,
-                ping,
-            })
-        })
+        .with_behaviour(|key| behaviour::new(key, metrics))
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();

@@ -372,6 +372,7 @@ impl EventLoop {
                 tracing::info!(target: "ferry::fetch", %id, "stored {}@{}", entry.package, entry.version);
                 self.provide(&id);
                 self.gc_due = true;
+                self.probe_blob(&id);
                 for w in waiters {
                     let _ = w.send(Ok(()));
                 }

@@ -113,6 +113,7 @@ impl EventLoop {
         self.index.mark_published(&own, now)?;
         let entry = entry.ok_or_else(|| WriteError::Conflict("release was not applied".into()))?;
         self.shared.note_release(&entry);
+        self.probe_release(&entry);
         Ok(entry)
     }
 

@@ -40,6 +40,14 @@ pub(super) struct SyncState {
 }
 
 impl SyncState {
+    pub(super) fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub(super) fn heads_pending_len(&self) -> usize {
+        self.heads_pending.len()
+    }
+
     pub(super) fn forget_peer(&mut self, peer: &PeerId) {
         self.heads_pending.remove(peer);
         self.logs_pending.retain(|(p, _)| p != peer);
