@@ -16,9 +16,7 @@ use ferry_node::libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identity, request_
 use ferry_node::swarm::{self, Behaviour, BehaviourEvent};
 use ferry_protocol::component::PackageKind;
 use ferry_protocol::record::{Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release};
-use ferry_protocol::wire::{
-    BlobResponse, LogHead, MAX_HEADS, SyncRequest, SyncResponse,
-};
+use ferry_protocol::wire::{BlobResponse, LogHead, MAX_HEADS, SyncRequest, SyncResponse};
 use ferry_protocol::{ContentId, Keypair, Namespace, NetworkId, PublicKey, RecordId, SignedRecord};
 use futures::StreamExt;
 use rand::rngs::StdRng;
@@ -117,8 +115,8 @@ impl Adversary {
             .map_err(|e| format!("adversary key: {e}"))?;
         let peer = node_key.public().to_peer_id();
         let traffic = Arc::new(Traffic::default());
-        let mut swarm = build_swarm(node_key, traffic.clone(), Some(gate), None)
-            .map_err(|e| e.to_string())?;
+        let mut swarm =
+            build_swarm(node_key, traffic.clone(), Some(gate), None).map_err(|e| e.to_string())?;
         let listen = Multiaddr::empty().with(ferry_node::libp2p::multiaddr::Protocol::Memory(port));
         swarm
             .listen_on(listen)
@@ -252,9 +250,10 @@ impl State {
     fn on_sync(&mut self, ev: request_response::Event<SyncRequest, SyncResponse>) {
         match ev {
             request_response::Event::Message {
-                message: request_response::Message::Request {
-                    request, channel, ..
-                },
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
                 ..
             } => {
                 let resp = match request {
@@ -345,7 +344,14 @@ impl State {
         (log, 1, None, ns_idx)
     }
 
-    fn record(&mut self, network: Option<NetworkId>, log: String, seq: u64, prev: Option<RecordId>, body: Body) -> SignedRecord {
+    fn record(
+        &mut self,
+        network: Option<NetworkId>,
+        log: String,
+        seq: u64,
+        prev: Option<RecordId>,
+        body: Body,
+    ) -> SignedRecord {
         SignedRecord::sign(
             &self.key,
             Record {
@@ -395,7 +401,11 @@ impl State {
             match self.rng.random_range(0..6u32) {
                 0 => {
                     let (log, seq, prev, ns) = self.pick_package();
-                    ("unauthorized-release", self.unauthorized(&log, seq, prev), Some(ns))
+                    (
+                        "unauthorized-release",
+                        self.unauthorized(&log, seq, prev),
+                        Some(ns),
+                    )
                 }
                 1 => {
                     // The owner's name on the adversary's signature.

@@ -98,7 +98,10 @@ fn main() -> ExitCode {
         eprintln!("ferry-sim: {e}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferry-sim: starting the async runtime: {e}");

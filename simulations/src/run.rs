@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use ferry_node::embedded::Gate;
 use ferry_node::libp2p::PeerId;
-use ferry_protocol::{ContentId, Keypair, Namespace, PackageName, PublicKey, RecordId, SignedRecord};
+use ferry_protocol::{
+    ContentId, Keypair, Namespace, PackageName, PublicKey, RecordId, SignedRecord,
+};
 
 use crate::adversary::{Adversary, Forgeries, Knowledge};
 use crate::cluster::{self, ClusterError, SimNode};
@@ -114,7 +116,12 @@ pub async fn run(cfg: Config, dir: Option<PathBuf>) -> Result<Report, SimError> 
         .map_err(|source| SimError::WorkDir { path: base, source })?;
     let plan = Plan::draw(&cfg);
     let mut built = HashMap::new();
-    for s in plan.clean.iter().chain(&plan.churn).chain(&plan.partitioned) {
+    for s in plan
+        .clean
+        .iter()
+        .chain(&plan.churn)
+        .chain(&plan.partitioned)
+    {
         built.insert(s.tag.clone(), Built::new(&s.tag)?);
     }
     let genesis = cluster::genesis(&plan);
@@ -205,9 +212,7 @@ impl Sim {
             .operator_state()
             .ok()
             .flatten()
-            .is_some_and(|op| {
-                (0..count).all(|i| op.namespaces.contains_key(&self.namespace(i)))
-            })
+            .is_some_and(|op| (0..count).all(|i| op.namespaces.contains_key(&self.namespace(i))))
     }
 
     async fn setup(&mut self, genesis: &SignedRecord) -> Result<(), SimError> {
@@ -220,9 +225,15 @@ impl Sim {
         }
         let n = self.cfg.namespaces;
         let all = self.up();
-        let ok = until(self.timeout, || all.iter().all(|i| self.knows_namespaces(*i, n))).await;
+        let ok = until(self.timeout, || {
+            all.iter().all(|i| self.knows_namespaces(*i, n))
+        })
+        .await;
         if !ok {
-            let behind = all.iter().filter(|i| !self.knows_namespaces(**i, n)).count();
+            let behind = all
+                .iter()
+                .filter(|i| !self.knows_namespaces(**i, n))
+                .count();
             return Err(SimError::Setup(format!(
                 "{behind} of {} nodes never learned the {n} namespaces",
                 all.len()
@@ -438,10 +449,8 @@ impl Sim {
     async fn partition(&mut self) {
         let up = self.up();
         let side: HashMap<usize, u32> = up.iter().map(|n| (*n, self.plan.nodes[*n].side)).collect();
-        let mut groups: Vec<(PeerId, u32)> = up
-            .iter()
-            .map(|n| (self.nodes[*n].peer, side[n]))
-            .collect();
+        let mut groups: Vec<(PeerId, u32)> =
+            up.iter().map(|n| (self.nodes[*n].peer, side[n])).collect();
         for (a, p) in self.adversaries.iter().zip(&self.plan.adversaries) {
             groups.push((a.peer, p.side));
         }

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 /// Namespace names the scenario draws from (each a valid label).
 const NAMESPACE_NAMES: &[&str] = &[
-    "acme", "wasi", "edge", "labs", "tools", "data", "media", "crypto", "infra", "games",
-    "audio", "vision",
+    "acme", "wasi", "edge", "labs", "tools", "data", "media", "crypto", "infra", "games", "audio",
+    "vision",
 ];
 /// Package names inside each namespace.
 const PACKAGE_NAMES: &[&str] = &["router", "codec", "store", "auth"];
@@ -156,7 +156,10 @@ impl Config {
                 max: PACKAGE_NAMES.len(),
             });
         }
-        for (name, value) in [("churn", self.churn), ("pin-probability", self.pin_probability)] {
+        for (name, value) in [
+            ("churn", self.churn),
+            ("pin-probability", self.pin_probability),
+        ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(ConfigError::Fraction { name, value });
             }
@@ -418,14 +421,21 @@ mod tests {
         let plan = Plan::draw(&cfg);
         assert_eq!(plan.nodes.len(), cfg.nodes + cfg.late_joiners);
         for (i, n) in plan.nodes.iter().enumerate() {
-            assert!(n.bootstrap.iter().all(|b| *b < i.min(cfg.nodes)), "node {i}");
+            assert!(
+                n.bootstrap.iter().all(|b| *b < i.min(cfg.nodes)),
+                "node {i}"
+            );
             assert!(i == 0 || !n.bootstrap.is_empty(), "node {i} has no peer");
             assert!(!n.pins.is_empty());
         }
         for (ns, owner) in plan.owners.iter().enumerate() {
             assert!(plan.nodes[*owner].pins.contains(&ns));
         }
-        assert!(plan.churned.iter().all(|i| plan.nodes[*i].role == Role::Ordinary));
+        assert!(
+            plan.churned
+                .iter()
+                .all(|i| plan.nodes[*i].role == Role::Ordinary)
+        );
         assert_eq!(plan.churned.len(), 10);
         // Both sides publish during the partition.
         let sides: BTreeSet<u32> = plan
@@ -436,7 +446,12 @@ mod tests {
         assert_eq!(sides.len(), 2);
         // Versions of one package only grow.
         let mut seen = std::collections::HashMap::new();
-        for s in plan.clean.iter().chain(&plan.churn).chain(&plan.partitioned) {
+        for s in plan
+            .clean
+            .iter()
+            .chain(&plan.churn)
+            .chain(&plan.partitioned)
+        {
             let last = seen.insert(s.package_name(&plan), s.version.clone());
             assert!(last.is_none_or(|v| v < s.version));
         }

@@ -125,12 +125,16 @@ impl Index {
             }
             Err(Rejection::Stale { log, seq }) => match pkg {
                 Some(p) if p.forked.is_some() => Ok(Applied::Duplicate),
-                Some(p) => self.fork_package(tx, &op, p, rec, seq),
+                Some(p) => {
+                    self.valid_at(tx, &op, &p, rec, seq, now)?;
+                    self.fork_package(tx, &op, p, rec, seq)
+                }
                 None => Err(Rejection::Stale { log, seq }.into()),
             },
             Err(Rejection::Forked { log, seq }) => match pkg {
                 // A third conflicting record at the contested position: more evidence.
                 Some(mut p) if r.seq == seq => {
+                    self.valid_at(tx, &op, &p, rec, seq, now)?;
                     if let Some(f) = p.forked.as_mut() {
                         f.candidates.push(rec.id);
                         f.candidates.sort();
@@ -185,6 +189,7 @@ impl Index {
                     }
                     .into());
                 };
+                self.operator_valid_at(tx, &op, rec, seq, now)?;
                 let existing = id_at(tx, OPERATOR_LOG, seq)?;
                 let mut candidates: Vec<RecordId> = existing.into_iter().chain([rec.id]).collect();
                 candidates.sort();
@@ -311,6 +316,84 @@ impl Index {
         store_state(tx, &log, &state)?;
         reindex_package(tx, &state)?;
         Ok(Applied::Forked { log, seq })
+    }
+
+    /// Checks that `rec`, which claims position `seq` of its package log where another
+    /// record already stands, would have been valid there: only then is it an
+    /// equivocation. Otherwise anyone could fork any log with a record signed by a key
+    /// of their own. The check uses the current operator state, so a key whose
+    /// namespace rights were revoked since can no longer fork the history it wrote.
+    fn valid_at(
+        &self,
+        tx: &WriteTransaction,
+        op: &OperatorState,
+        current: &PackageState,
+        rec: &SignedRecord,
+        seq: u64,
+        now: u64,
+    ) -> Result<(), IngestError> {
+        let package: PackageName = rec.record.log.parse().map_err(Rejection::from)?;
+        let ns = package.namespace();
+        // Cheap first: a key that never had any right in this log cannot have signed a
+        // valid record in it, and must not cost us a replay of the log.
+        let known = op
+            .namespaces
+            .get(ns)
+            .is_some_and(|owners| owners.contains_key(&rec.signer))
+            || current.grants.contains_key(&rec.signer)
+            || current.revoked.contains(&rec.signer);
+        if !known {
+            return Err(Rejection::NotAllowedInNamespace {
+                key: rec.signer,
+                namespace: ns.clone(),
+                action: "sign records",
+                why: "it never held any right in this package",
+            }
+            .into());
+        }
+        let prefix = if seq == 0 {
+            None
+        } else {
+            self.prefix_state(tx, op, &rec.record.log, seq)?
+        };
+        log::apply_package(op, prefix.as_ref(), rec, now)?;
+        Ok(())
+    }
+
+    /// As [`Self::valid_at`] for the operator log: the record must come from an operator
+    /// and apply to the operator log as it stood before `seq`.
+    fn operator_valid_at(
+        &self,
+        tx: &WriteTransaction,
+        op: &OperatorState,
+        rec: &SignedRecord,
+        seq: u64,
+        now: u64,
+    ) -> Result<(), IngestError> {
+        if !op.operators.contains_key(&rec.signer) && !op.revoked.contains(&rec.signer) {
+            return Err(Rejection::UnknownSigner(rec.signer).into());
+        }
+        let seqs = tx.open_table(LOG_SEQ).map_err(st)?;
+        let recs = tx.open_table(RECORDS).map_err(st)?;
+        let mut state: Option<OperatorState> = None;
+        for item in seqs
+            .range((OPERATOR_LOG, 0)..(OPERATOR_LOG, seq))
+            .map_err(st)?
+        {
+            let (_, id) = item.map_err(st)?;
+            let Some(b) = recs.get(id.value()).map_err(st)? else {
+                continue;
+            };
+            let Ok(r) = SignedRecord::decode(b.value()) else {
+                continue;
+            };
+            match log::apply_operator(&self.network, state.as_ref(), &r, u64::MAX / 2) {
+                Ok(s) => state = Some(s),
+                Err(_) => break,
+            }
+        }
+        log::apply_operator(&self.network, state.as_ref(), rec, now)?;
+        Ok(())
     }
 
     /// The state of `log` after `seq - 1`: from a snapshot, or by replaying the log.

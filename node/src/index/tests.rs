@@ -351,3 +351,91 @@ fn refuses_newer_schema() {
 }
 
 mod holds;
+/// Regression (found by the simulation's adversaries): a validly signed record by a key
+/// with no right in a log, at a position another record holds, used to count as an
+/// equivocation and fork the log (or freeze the operator log). It must be refused.
+#[test]
+fn strangers_cannot_fork_a_log() {
+    let f = fixture();
+    let first = f.publish("acme:x", "1.0.0", b"a", "d");
+    f.publish("acme:x", "1.1.0", b"b", "d");
+    let stranger = Keypair::from_seed([9; 32]);
+    let before = f.index.heads(None, 100).unwrap();
+    let release = |version: &str| {
+        Body::Release(Release {
+            version: version.into(),
+            kind: PackageKind::Component,
+            content: ContentId::of(b"evil"),
+            size: 4,
+            chunk_size: chunk::CHUNK_SIZE,
+            chunks: ByteBuf::from(chunk::digests(b"evil", chunk::CHUNK_SIZE)),
+            description: None,
+            license: None,
+            summary: Some(Default::default()),
+            attachments: Default::default(),
+        })
+    };
+    // At a taken position of a package log, with the right prev.
+    let squat = sign(
+        &stranger,
+        Some(f.net),
+        "acme:x",
+        1,
+        first.record.prev,
+        release("6.6.6"),
+    );
+    assert!(matches!(
+        f.index.ingest(&squat, NOW),
+        Err(IngestError::Rejected(
+            Rejection::NotAllowedInNamespace { .. }
+        ))
+    ));
+    // At a taken position of the operator log.
+    let (op_head, _) = f.index.head(OPERATOR_LOG).unwrap().unwrap();
+    let coup = sign(
+        &stranger,
+        Some(f.net),
+        OPERATOR_LOG,
+        op_head.seq,
+        Some(f.net),
+        Body::DefineNamespace {
+            namespace: "evil".into(),
+            owners: vec![stranger.public()],
+        },
+    );
+    assert!(matches!(
+        f.index.ingest(&coup, NOW),
+        Err(IngestError::Rejected(Rejection::UnknownSigner(_)))
+    ));
+    assert_eq!(f.index.heads(None, 100).unwrap(), before);
+    for id in [squat.id, coup.id] {
+        assert!(!f.index.knows(&id).unwrap(), "{id} was kept");
+    }
+    let x: PackageName = "acme:x".parse().unwrap();
+    assert!(f.index.package_state(&x).unwrap().unwrap().forked.is_none());
+    assert!(f.index.operator_state().unwrap().unwrap().forked.is_none());
+    // An owner's conflicting record still forks the log.
+    let other = sign(
+        &f.op,
+        Some(f.net),
+        "acme:x",
+        1,
+        first.record.prev,
+        release("1.0.1"),
+    );
+    assert!(matches!(
+        f.index.ingest(&other, NOW),
+        Ok(Applied::Forked { seq: 1, .. })
+    ));
+    // And once forked, a stranger's third candidate is refused too.
+    let third = sign(
+        &stranger,
+        Some(f.net),
+        "acme:x",
+        1,
+        first.record.prev,
+        release("7.7.7"),
+    );
+    assert!(f.index.ingest(&third, NOW).is_err());
+    assert!(!f.index.knows(&third.id).unwrap());
+}
