@@ -25,7 +25,7 @@ use crate::scenario::{NodePlan, Plan};
 /// The claimed time of the genesis record: fixed, so a seed names one network id.
 const GENESIS_TIME_MS: u64 = 1_780_000_000_000;
 /// How long a download may stall before its waiters hear of it (then it is retried).
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Memory-transport ports handed out in this process; never reused by another node.
 static NEXT_PORT: AtomicU64 = AtomicU64::new(30_000);

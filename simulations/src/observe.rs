@@ -29,6 +29,9 @@ pub struct MaxDepths {
     pub blob_requests: usize,
     /// DHT provider queries.
     pub provider_queries: usize,
+    /// Longest gap between two queue reports of one node, in milliseconds (they are due
+    /// every second): how long an event loop was kept from its timers.
+    pub loop_gap_ms: u64,
 }
 
 #[derive(Default)]
@@ -53,6 +56,7 @@ impl Observations {
             node,
             obs: self.clone(),
             wake,
+            last_report: Mutex::new(None),
         })
     }
 
@@ -112,6 +116,7 @@ pub struct NodeProbe {
     node: usize,
     obs: Arc<Observations>,
     wake: Arc<Notify>,
+    last_report: Mutex<Option<Instant>>,
 }
 
 impl Probe for NodeProbe {
@@ -130,6 +135,13 @@ impl Probe for NodeProbe {
 
     fn queues(&self, d: &QueueDepths) {
         let broken = d.check().err();
+        let now = Instant::now();
+        let gap = self
+            .last_report
+            .lock()
+            .ok()
+            .and_then(|mut l| l.replace(now))
+            .map_or(0, |t| now.duration_since(t).as_millis() as u64);
         self.obs.with(|i| {
             let m = &mut i.max;
             m.connected = m.connected.max(d.connected);
@@ -138,6 +150,7 @@ impl Probe for NodeProbe {
             m.downloads = m.downloads.max(d.downloads);
             m.blob_requests = m.blob_requests.max(d.blob_requests);
             m.provider_queries = m.provider_queries.max(d.provider_queries);
+            m.loop_gap_ms = m.loop_gap_ms.max(gap);
             if let Some(why) = broken {
                 i.violation_count += 1;
                 if i.violations.len() < MAX_VIOLATIONS_KEPT {

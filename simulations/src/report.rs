@@ -57,6 +57,8 @@ pub struct Burst {
     /// Per release: time from publish until every target node (up, pinning the
     /// namespace, on the publisher's side) held the record and the blob.
     pub latency: Spread,
+    /// The same for the record alone (indexed, blob not yet needed).
+    pub index_latency: Spread,
     /// (node, release) pairs still not held when the phase timed out.
     pub undelivered: usize,
     /// Bytes sent per node per release over the burst window (everything on the wire:
@@ -214,6 +216,14 @@ impl Report {
                 b.gossip_per_node_per_release,
                 b.duplicates_per_node_per_release
             );
+            let _ = writeln!(
+                o,
+                "{:<10} records indexed everywhere: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                "",
+                b.index_latency.p50_ms,
+                b.index_latency.p99_ms,
+                b.index_latency.max_ms
+            );
             for e in b.publish_errors.iter().take(3) {
                 let _ = writeln!(o, "  publish error: {e}");
             }
@@ -261,14 +271,15 @@ impl Report {
         let i = &self.invariants;
         let _ = writeln!(
             o,
-            "invariants: {} blobs re-hashed, {} bad; {} violations; max deferred {}, max sync in flight {}, max downloads {}, max peers {}",
+            "invariants: {} blobs re-hashed, {} bad; {} violations; max deferred {}, max sync in flight {}, max downloads {}, max peers {}, longest event-loop gap {} ms",
             i.blobs_checked,
             i.bad_blobs,
             i.violations,
             i.max_depths.deferred,
             i.max_depths.sync_in_flight,
             i.max_depths.downloads,
-            i.max_depths.connected
+            i.max_depths.connected,
+            i.max_depths.loop_gap_ms
         );
         for v in &i.violation_samples {
             let _ = writeln!(o, "  {v}");

@@ -259,6 +259,7 @@ impl Sim {
                 Duration::from_millis(self.cfg.forge_interval_ms),
             )
             .map_err(|why| SimError::Adversary { index, why })?;
+            tracing::info!(target: "ferry::sim", peer = %adv.peer, "adversary {index}");
             self.adversaries.push(adv);
         }
         Ok(())
@@ -347,16 +348,21 @@ impl Sim {
         until(self.timeout, || all_held(self)).await;
         let totals = self.close_window(&w);
         let mut latencies = Vec::new();
+        let mut index_latencies = Vec::new();
         let mut undelivered = 0;
         for p in &releases {
-            let mut last = p.at;
+            let (mut last, mut last_indexed) = (p.at, p.at);
             for n in targets(p) {
                 match self.held(n, p) {
                     Some(t) => last = last.max(t),
                     None => undelivered += 1,
                 }
+                if let Some(t) = self.obs.indexed_at(n, p.record) {
+                    last_indexed = last_indexed.max(t);
+                }
             }
             latencies.push(last.duration_since(p.at));
+            index_latencies.push(last_indexed.duration_since(p.at));
         }
         let per = (totals.nodes.max(1) * releases.len().max(1)) as f64;
         let idle = self.report.idle_bytes_per_node_per_s * totals.seconds * totals.nodes as f64;
@@ -366,6 +372,7 @@ impl Sim {
             publish_errors: errors,
             nodes: totals.nodes,
             latency: Spread::of(&latencies),
+            index_latency: Spread::of(&index_latencies),
             undelivered,
             bytes_per_node_per_release: totals.sent as f64 / per,
             bytes_per_node_per_release_net: (totals.sent as f64 - idle).max(0.0) / per,
