@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_protocol::PublicKey;
+use ferry_protocol::pin::Pin;
 use libp2p::metrics::Registry;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, Swarm, identity};
@@ -47,6 +48,9 @@ pub struct EmbeddedConfig {
     pub probe: Option<Arc<dyn Probe>>,
     /// Bytes the blob store may take before the node collects garbage on its own.
     pub disk_budget: Option<u64>,
+    /// Pins to add before the loop starts (kept in the index, as `ferry pin add` does;
+    /// adding one that is there already changes nothing).
+    pub pins: Vec<Pin>,
 }
 
 impl EmbeddedConfig {
@@ -60,6 +64,7 @@ impl EmbeddedConfig {
             gate: None,
             probe: None,
             disk_budget: None,
+            pins: Vec::new(),
         }
     }
 }
@@ -112,6 +117,14 @@ impl EmbeddedNode {
         let node_key = node_identity(&dir)?;
         let index = open_index(&dir, &membership)?;
         let blobs = BlobStore::open(dir.path("blobs"))?;
+        for pin in &cfg.pins {
+            index
+                .put_pin(pin, crate::node::now_ms())
+                .map_err(|source| NodeError::Index {
+                    path: dir.path("index.redb"),
+                    source,
+                })?;
+        }
         index
             .seed_holds(&blobs.list(), &key.public(), crate::node::now_ms())
             .map_err(|source| NodeError::Index {

@@ -12,19 +12,18 @@ use ferry_node::embedded::{EmbeddedConfig, EmbeddedNode, Gate};
 use ferry_node::libp2p::multiaddr::Protocol;
 use ferry_node::libp2p::{PeerId, identity};
 use ferry_node::{Multiaddr, NodeError};
+use ferry_protocol::filter::Pattern;
+use ferry_protocol::pin::Pin;
 use ferry_protocol::record::{Body, OPERATOR_LOG, RECORD_FORMAT, Record};
 use ferry_protocol::{Keypair, Namespace, NetworkId, SignedRecord};
 use serde_bytes::ByteBuf;
-use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 
-use crate::follow;
 use crate::observe::Observations;
 use crate::scenario::{NodePlan, Plan};
 
 /// The claimed time of the genesis record: fixed, so a seed names one network id.
 const GENESIS_TIME_MS: u64 = 1_780_000_000_000;
-/// How long a download may stall before its waiters hear of it (then it is retried).
+/// How long a download may stall before it is given up (pinned ones are retried).
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Memory-transport ports handed out in this process; never reused by another node.
@@ -71,13 +70,21 @@ pub struct SimNode {
 
 struct Running {
     node: EmbeddedNode,
-    follower: JoinHandle<()>,
 }
 
 impl SimNode {
     /// The running node, if up.
     pub fn node(&self) -> Option<&EmbeddedNode> {
         self.running.as_ref().map(|r| &r.node)
+    }
+
+    /// Its pins: one `namespace:*` pattern per pinned namespace.
+    fn pin_list(&self) -> Vec<Pin> {
+        self.pins
+            .iter()
+            .filter_map(|ns| format!("{ns}:*").parse::<Pattern>().ok())
+            .map(Pin::new)
+            .collect()
     }
 
     /// Whether the node is up.
@@ -103,32 +110,23 @@ impl SimNode {
         if self.running.is_some() {
             return Ok(());
         }
-        let wake = Arc::new(Notify::new());
         let mut cfg = EmbeddedConfig::new(&self.dir, self.port);
         cfg.bootstrap = bootstrap;
         cfg.fetch_timeout = FETCH_TIMEOUT;
         cfg.gate = Some(gate.clone());
-        cfg.probe = Some(obs.probe(self.idx, wake.clone()));
+        cfg.probe = Some(obs.probe(self.idx));
+        cfg.pins = self.pin_list();
         let node = EmbeddedNode::start(cfg).map_err(|source| ClusterError::Start {
             node: self.idx,
             source,
         })?;
-        let follower = tokio::spawn(follow::run(
-            node.handle().clone(),
-            node.index().clone(),
-            node.blobs().clone(),
-            self.pins.clone(),
-            wake,
-        ));
-        self.running = Some(Running { node, follower });
+        self.running = Some(Running { node });
         Ok(())
     }
 
     /// Stops the node and waits until its files are released.
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
-            r.follower.abort();
-            let _ = r.follower.await;
             r.node.shutdown().await;
         }
     }

@@ -25,7 +25,6 @@
 pub mod adversary;
 pub mod cluster;
 pub mod components;
-pub mod follow;
 pub mod observe;
 pub mod report;
 mod run;

@@ -9,7 +9,6 @@ use ferry_node::event_loop::{Probe, QueueDepths};
 use ferry_node::index::ReleaseEntry;
 use ferry_protocol::{ContentId, RecordId};
 use serde::Serialize;
-use tokio::sync::Notify;
 
 /// Most broken-bound messages kept (the count goes on).
 const MAX_VIOLATIONS_KEPT: usize = 32;
@@ -50,12 +49,11 @@ pub struct Observations {
 }
 
 impl Observations {
-    /// A probe for node `node` that also wakes `wake` on every new release.
-    pub fn probe(self: &Arc<Self>, node: usize, wake: Arc<Notify>) -> Arc<NodeProbe> {
+    /// A probe for node `node`.
+    pub fn probe(self: &Arc<Self>, node: usize) -> Arc<NodeProbe> {
         Arc::new(NodeProbe {
             node,
             obs: self.clone(),
-            wake,
             last_report: Mutex::new(None),
         })
     }
@@ -115,7 +113,6 @@ impl Observations {
 pub struct NodeProbe {
     node: usize,
     obs: Arc<Observations>,
-    wake: Arc<Notify>,
     last_report: Mutex<Option<Instant>>,
 }
 
@@ -125,12 +122,10 @@ impl Probe for NodeProbe {
         self.obs.with(|i| {
             i.indexed.entry((self.node, entry.record)).or_insert(now);
         });
-        self.wake.notify_one();
     }
 
     fn blob_stored(&self, content: &ContentId) {
         self.obs.stored(self.node, *content);
-        self.wake.notify_one();
     }
 
     fn queues(&self, d: &QueueDepths) {

@@ -219,10 +219,7 @@ impl Report {
             let _ = writeln!(
                 o,
                 "{:<10} records indexed everywhere: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-                "",
-                b.index_latency.p50_ms,
-                b.index_latency.p99_ms,
-                b.index_latency.max_ms
+                "", b.index_latency.p50_ms, b.index_latency.p99_ms, b.index_latency.max_ms
             );
             for e in b.publish_errors.iter().take(3) {
                 let _ = writeln!(o, "  publish error: {e}");

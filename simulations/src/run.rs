@@ -155,21 +155,28 @@ pub async fn run(cfg: Config, dir: Option<PathBuf>) -> Result<Report, SimError> 
 
 impl Sim {
     async fn script(&mut self, genesis: &SignedRecord) -> Result<(), SimError> {
+        let t = Instant::now();
+        let phase = |name: &str| tracing::info!(target: "ferry::sim", elapsed_s = t.elapsed().as_secs_f64(), "{name}");
         self.setup(genesis).await?;
+        phase("set up");
         self.idle().await;
         let clean = self.plan.clean.clone();
         let everyone = self.up();
         self.burst("clean", &clean, &[everyone], None).await;
         self.check_invariants();
+        phase("clean burst done");
         if !self.plan.churn.is_empty() {
             self.churn().await?;
             self.check_invariants();
+            phase("churn done");
         }
         if self.cfg.partition {
             self.partition().await;
             self.check_invariants();
+            phase("partition healed");
         }
         self.finish().await;
+        phase("finished");
         Ok(())
     }
 
