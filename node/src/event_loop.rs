@@ -39,6 +39,13 @@ use sync::SyncState;
 
 /// How often a node compares log heads with its peers.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// Peers asked for their heads in each periodic round. Asking every connected peer made
+/// each round's work grow with the number of connections, and the network's with its
+/// square (a simulation of 100 nodes, where the DHT connects nearly everyone, spent most
+/// of its time answering heads requests). Taking peers in turn still reaches each one
+/// within a few rounds, and new connections and gossip that shows we are behind sync at
+/// once.
+pub const SYNC_PEERS_PER_TICK: usize = 8;
 /// Most record requests (by position or by id) in flight to one peer; heads requests
 /// go one at a time besides. A peer advertising thousands of logs must not make us open
 /// thousands of requests, each of whose answers may be 9 MiB: the rest wait in a
@@ -225,7 +232,7 @@ impl EventLoop {
                 },
                 _ = sync_tick.tick() => {
                     self.redial_bootstrap();
-                    self.sync_all();
+                    self.sync_round();
                     self.recheck_deferred();
                 }
                 _ = fetch_tick.tick() => {

@@ -23,8 +23,11 @@ use crate::scenario::{Config, ConfigError, Plan, Step};
 mod check;
 mod window;
 
-/// How often conditions are re-checked while waiting.
+/// How often cheap conditions (the probes' records) are re-checked while waiting.
 const POLL: Duration = Duration::from_millis(100);
+/// How often conditions that read every node's index are re-checked: they run on the
+/// runtime's threads, beside the nodes they measure.
+const SLOW_POLL: Duration = Duration::from_millis(1000);
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +86,8 @@ pub(crate) struct Sim {
     report: Report,
 }
 
-/// Polls `cond` until it holds or `timeout` passes; whether it held.
-async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+/// Polls `cond` every `every` until it holds or `timeout` passes; whether it held.
+async fn until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     loop {
         if cond() {
@@ -93,7 +96,7 @@ async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= end {
             return false;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -232,7 +235,7 @@ impl Sim {
         }
         let n = self.cfg.namespaces;
         let all = self.up();
-        let ok = until(self.timeout, || {
+        let ok = until(self.timeout, SLOW_POLL, || {
             all.iter().all(|i| self.knows_namespaces(*i, n))
         })
         .await;
@@ -352,7 +355,7 @@ impl Sim {
                 .iter()
                 .all(|p| targets(p).iter().all(|n| s.held(*n, p).is_some()))
         };
-        until(self.timeout, || all_held(self)).await;
+        until(self.timeout, POLL, || all_held(self)).await;
         let totals = self.close_window(&w);
         let mut latencies = Vec::new();
         let mut index_latencies = Vec::new();
@@ -419,7 +422,7 @@ impl Sim {
             joined.push((n, Instant::now()));
         }
         let everyone: Vec<(usize, Instant)> = restarted.iter().chain(&joined).copied().collect();
-        until(self.timeout, || {
+        until(self.timeout, POLL, || {
             everyone
                 .iter()
                 .all(|(n, t)| self.caught_up(*n, *t).is_some())
@@ -474,11 +477,9 @@ impl Sim {
         self.gate.split(groups);
         let end = Instant::now() + self.timeout;
         loop {
-            let mut crossing = 0;
-            for &n in &up {
-                crossing += self.crossing(n, &side_of).await;
-            }
-            if crossing == 0 || Instant::now() >= end {
+            let counts =
+                futures::future::join_all(up.iter().map(|n| self.crossing(*n, &side_of))).await;
+            if counts.iter().sum::<usize>() == 0 || Instant::now() >= end {
                 break;
             }
             tokio::time::sleep(POLL).await;
@@ -506,7 +507,7 @@ impl Sim {
         }
         let healed = Instant::now();
         self.gate.heal();
-        let converged = until(self.timeout, || self.diverged(&up).is_empty()).await;
+        let converged = until(self.timeout, SLOW_POLL, || self.diverged(&up).is_empty()).await;
         report.converged = converged;
         report.heal_convergence_ms = healed.elapsed().as_secs_f64() * 1000.0;
         report.diverged = self.diverged(&up).len();
@@ -523,7 +524,7 @@ impl Sim {
 
     async fn finish(&mut self) {
         let up = self.up();
-        let converged = until(self.timeout, || self.diverged(&up).is_empty()).await;
+        let converged = until(self.timeout, SLOW_POLL, || self.diverged(&up).is_empty()).await;
         let on_disk = self.missing_on_disk(&up);
         self.report.converged = converged && on_disk == 0;
         self.report.final_nodes = up.len();

@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use futures::task::AtomicWaker;
 use libp2p::PeerId;
 
+/// Length below which the waker list is never pruned.
+const MIN_PRUNE: usize = 64;
+
 /// Which peers may be connected. Peers in different groups are cut off from each
 /// other: new connections between them are refused after the handshake, and existing
 /// ones fail at their next poll (the gate wakes them when it changes). Peers in no
@@ -15,9 +18,17 @@ use libp2p::PeerId;
 pub struct Gate {
     groups: RwLock<HashMap<PeerId, u32>>,
     /// One waker per live connection, so a split reaches idle connections at once.
-    /// Dead entries are pruned whenever a connection registers, which keeps the list
-    /// as long as the number of live connections.
-    connections: Mutex<Vec<Weak<AtomicWaker>>>,
+    connections: Mutex<Wakers>,
+}
+
+/// Wakers of connections, some of them dead. Dead ones are pruned when the list has
+/// doubled since the last pruning, which keeps it within twice the live connections at
+/// constant amortized cost (pruning on every registration made thousands of
+/// connections quadratic).
+#[derive(Debug, Default)]
+struct Wakers {
+    list: Vec<Weak<AtomicWaker>>,
+    prune_at: usize,
 }
 
 impl Gate {
@@ -61,14 +72,17 @@ impl Gate {
 
     pub(super) fn register(&self, waker: &Arc<AtomicWaker>) {
         if let Ok(mut c) = self.connections.lock() {
-            c.retain(|w| w.strong_count() > 0);
-            c.push(Arc::downgrade(waker));
+            if c.list.len() >= c.prune_at {
+                c.list.retain(|w| w.strong_count() > 0);
+                c.prune_at = (2 * c.list.len()).max(MIN_PRUNE);
+            }
+            c.list.push(Arc::downgrade(waker));
         }
     }
 
     fn wake_all(&self) {
         let wakers: Vec<Arc<AtomicWaker>> = match self.connections.lock() {
-            Ok(c) => c.iter().filter_map(Weak::upgrade).collect(),
+            Ok(c) => c.list.iter().filter_map(Weak::upgrade).collect(),
             Err(_) => return,
         };
         for w in wakers {
@@ -106,7 +120,13 @@ mod tests {
             gate.register(&dead);
         }
         gate.register(&live);
-        let n = gate.connections.lock().map(|c| c.len()).unwrap_or(0);
-        assert!(n <= 2, "{n} wakers kept for one live connection");
+        let n = gate.connections.lock().map(|c| c.list.len()).unwrap_or(0);
+        assert!(n <= MIN_PRUNE, "{n} wakers kept for one live connection");
+        let live: Vec<_> = (0..1000).map(|_| Arc::new(AtomicWaker::new())).collect();
+        for w in &live {
+            gate.register(w);
+        }
+        let n = gate.connections.lock().map(|c| c.list.len()).unwrap_or(0);
+        assert!(n <= 2 * live.len() + 1, "{n} wakers kept for 1001 live connections");
     }
 }

@@ -39,6 +39,8 @@ const MAX_FAILURES: u32 = 3;
 struct Provider {
     in_flight: usize,
     failures: u32,
+    /// The DHT lists it as a provider: asked before peers that are merely connected.
+    listed: bool,
 }
 
 /// Waiters of downloads whose final check runs on a blocking thread.
@@ -146,7 +148,7 @@ impl EventLoop {
                 if let Some(d) = self.downloads.get_mut(&id) {
                     for p in providers {
                         if p != me && !d.excluded.contains(&p) {
-                            d.providers.entry(p).or_default();
+                            d.providers.entry(p).or_default().listed = true;
                         }
                     }
                 }
@@ -168,7 +170,10 @@ impl EventLoop {
                 .providers
                 .iter()
                 .filter(|(_, p)| p.in_flight < PER_PEER_WINDOW)
-                .min_by_key(|(_, p)| p.in_flight)
+                // Peers the DHT names first: with many connections, walking connected
+                // peers one request at a time in arbitrary order took tens of seconds
+                // per blob in a 100-node simulation while actual providers were known.
+                .min_by_key(|(_, p)| (!p.listed, p.in_flight))
                 .map(|(peer, _)| *peer);
             let Some(peer) = best else { break };
             let Some(index) = d.queue.pop_front() else {

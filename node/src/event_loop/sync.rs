@@ -14,7 +14,7 @@ use libp2p::PeerId;
 use libp2p::request_response::{Event, Message, OutboundRequestId};
 use serde_bytes::ByteBuf;
 
-use super::{EventLoop, MAX_SYNC_REQUESTS_PER_PEER};
+use super::{EventLoop, MAX_SYNC_REQUESTS_PER_PEER, SYNC_PEERS_PER_TICK};
 
 /// Sync bookkeeping.
 #[derive(Default)]
@@ -37,6 +37,8 @@ pub(super) struct SyncState {
     /// Set when the operator log grew: package records that failed for lack of a
     /// namespace may now apply, so sync again at once.
     pub(super) operator_advanced: bool,
+    /// Where the next periodic round starts in the sorted list of connected peers.
+    cursor: usize,
 }
 
 impl SyncState {
@@ -58,12 +60,32 @@ impl SyncState {
 }
 
 impl EventLoop {
+    /// Asks every connected peer for its heads (after a pin change, which makes new
+    /// logs wanted at once).
     pub(super) fn sync_all(&mut self) {
         self.sync.operator_advanced = false;
         let peers: Vec<PeerId> = self.connected.iter().copied().collect();
         for p in peers {
             self.sync_with(p);
         }
+    }
+
+    /// One periodic round: asks the next [`SYNC_PEERS_PER_TICK`] connected peers, in
+    /// turn, for their heads.
+    pub(super) fn sync_round(&mut self) {
+        self.sync.operator_advanced = false;
+        let mut peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        peers.sort_unstable();
+        let n = peers.len().min(SYNC_PEERS_PER_TICK);
+        let start = if peers.is_empty() {
+            0
+        } else {
+            self.sync.cursor % peers.len()
+        };
+        for p in peers.iter().cycle().skip(start).take(n).copied().collect::<Vec<_>>() {
+            self.sync_with(p);
+        }
+        self.sync.cursor = start + n;
     }
 
     pub(super) fn sync_with(&mut self, peer: PeerId) {
@@ -288,7 +310,7 @@ impl EventLoop {
                     self.pull(peer, log, from_seq + n as u64);
                 }
                 if self.sync.operator_advanced {
-                    self.sync_all();
+                    self.sync_round();
                 }
             }
             (SyncRequest::ById { .. }, SyncResponse::Records(records)) => {
