@@ -45,6 +45,16 @@ pub enum BlobError {
         /// Chunk index.
         index: u64,
     },
+    /// A file is not the size its release announces.
+    #[error("blob {content}: file is {} than the {expected} bytes its release announces", if *larger { "larger" } else { "smaller" })]
+    WrongSize {
+        /// Blob.
+        content: ContentId,
+        /// Size the release announces.
+        expected: u64,
+        /// Whether the file is larger (else smaller).
+        larger: bool,
+    },
     /// No complete blob with that id.
     #[error("blob {0} is not stored here")]
     NotFound(ContentId),
@@ -137,6 +147,41 @@ impl BlobStore {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// Copies the file at `src` into `tmp/` while hashing it, and keeps the copy only
+    /// if it is exactly `size` bytes whose id is `id`. The copy is not visible as a blob
+    /// until [`Self::install_staged`]; dropping the [`Staged`] removes it. At most
+    /// `size + 1` bytes are read, so a file larger than announced costs nothing more.
+    pub fn stage(&self, src: &Path, id: &ContentId, size: u64) -> Result<Staged, BlobError> {
+        let tmp = self.tmp_path();
+        let staged = Staged {
+            id: *id,
+            path: tmp.clone(),
+        };
+        let from = File::open(src).map_err(io(src))?;
+        let mut to = File::create(&tmp).map_err(io(&tmp))?;
+        let got = copy_hashed(from, Some((&mut to, &tmp)), src, size)?;
+        check_read(id, size, got)?;
+        to.sync_all().map_err(io(&tmp))?;
+        Ok(staged)
+    }
+
+    /// Checks, without copying, that the file at `src` is exactly `size` bytes whose id
+    /// is `id` (for a blob this store already holds: the file must still be right).
+    pub fn verify_file(src: &Path, id: &ContentId, size: u64) -> Result<(), BlobError> {
+        let from = File::open(src).map_err(io(src))?;
+        let got = copy_hashed(from, None, src, size)?;
+        check_read(id, size, got)
+    }
+
+    /// Makes a staged copy a served blob (idempotent if the blob appeared meanwhile).
+    pub fn install_staged(&self, staged: Staged) -> Result<(), BlobError> {
+        let id = staged.id;
+        if self.has(&id) {
+            return Ok(());
+        }
+        self.install(&staged.path, &id)
     }
 
     /// Reads `len` bytes at `offset` of a complete blob.
@@ -245,6 +290,68 @@ impl BlobStore {
             file,
             path,
         })
+    }
+}
+
+/// Reads at most `size + 1` bytes of `from` (writing them to `to` if given) and returns
+/// how many were read and their SHA-256.
+fn copy_hashed(
+    from: File,
+    mut to: Option<(&mut File, &Path)>,
+    src: &Path,
+    size: u64,
+) -> Result<(u64, [u8; 32]), BlobError> {
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut limited = from.take(size.saturating_add(1));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n_total = 0u64;
+    loop {
+        let n = limited.read(&mut buf).map_err(io(src))?;
+        if n == 0 {
+            break;
+        }
+        n_total += n as u64;
+        sha2::Digest::update(&mut hasher, &buf[..n]);
+        if let Some((t, path)) = to.as_mut() {
+            t.write_all(&buf[..n]).map_err(io(path))?;
+        }
+    }
+    Ok((n_total, sha2::Digest::finalize(hasher).into()))
+}
+
+fn check_read(id: &ContentId, size: u64, (got, digest): (u64, [u8; 32])) -> Result<(), BlobError> {
+    if got != size {
+        return Err(BlobError::WrongSize {
+            content: *id,
+            expected: size,
+            larger: got > size,
+        });
+    }
+    if digest != *id.digest() {
+        return Err(BlobError::Mismatch(*id));
+    }
+    Ok(())
+}
+
+/// A verified copy of a blob waiting in `tmp/` to be installed; removed when dropped
+/// uninstalled.
+#[derive(Debug)]
+pub struct Staged {
+    id: ContentId,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// The blob.
+    pub fn id(&self) -> ContentId {
+        self.id
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // After install the file has been renamed away and this is a no-op.
+        let _ = fs::remove_file(&self.path);
     }
 }
 

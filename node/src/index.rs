@@ -21,9 +21,11 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+mod atomic;
 mod holds;
 mod ingest;
 mod search;
+pub use atomic::BatchError;
 pub use holds::{PinnedBlob, release_blobs};
 pub use search::{InterfaceQuery, InterfaceQueryError, SearchHit, SearchQuery};
 

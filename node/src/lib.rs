@@ -11,6 +11,7 @@ pub mod data_dir;
 pub mod event_loop;
 pub mod index;
 pub mod node;
+pub mod snapshot;
 pub mod swarm;
 
 /// The libp2p version this node speaks, for tests and simulations that drive a swarm.
