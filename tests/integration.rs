@@ -9,6 +9,7 @@
 //! * `wit`: `ferry wit fetch` (built packages, and the corpus's WASI) and `ferry new`.
 //! * `pins`: seven nodes with different pins converge on exactly their blobs; gc beside a
 //!   running download.
+//! * `mirror`: snapshots carried to an offline node, and live filtered mirrors.
 
 mod integration {
     pub mod adversary;
@@ -18,6 +19,7 @@ mod integration {
     pub mod e2e;
     pub mod fresh;
     pub mod lock;
+    pub mod mirror;
     pub mod pins;
     pub mod support;
     pub mod trust;

@@ -22,6 +22,7 @@ use crate::node::Shared;
 mod fetch;
 mod pins;
 mod read;
+mod snapshot;
 mod view;
 mod write;
 
@@ -166,6 +167,8 @@ fn router(shared: Arc<Shared>, node: NodeHandle) -> Router {
         )
         .route("/v1/gc", post(pins::gc))
         .route("/v1/cache", get(pins::cache).delete(pins::clear_cache))
+        .route("/v1/snapshot/export", post(snapshot::export))
+        .route("/v1/snapshot/import", post(snapshot::import))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(AppState { shared, node })
 }

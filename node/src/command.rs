@@ -217,6 +217,14 @@ pub enum Command {
         /// Reply once stored (or failed).
         reply: oneshot::Sender<Result<(), FetchError>>,
     },
+    /// Records and blobs arrived outside the network (a snapshot import): act on
+    /// what the records mean and provide the blobs.
+    Imported {
+        /// Effects of the new records, in order.
+        effects: Vec<crate::index::Effect>,
+        /// Blobs newly stored.
+        blobs: Vec<ContentId>,
+    },
     /// Connected peers.
     Peers {
         /// Reply.
@@ -380,6 +388,12 @@ impl NodeHandle {
             .await
             .map_err(|_| GcError::Stopped)?;
         rx.await.map_err(|_| GcError::Stopped)?
+    }
+
+    /// Tells the loop about records and blobs stored by a snapshot import.
+    pub async fn imported(&self, effects: Vec<crate::index::Effect>, blobs: Vec<ContentId>) {
+        // If the loop has stopped there is nobody left to tell.
+        let _ = self.tx.send(Command::Imported { effects, blobs }).await;
     }
 
     /// Connected peers.

@@ -270,6 +270,16 @@ impl EventLoop {
             Command::ClearCache { reply } => {
                 let _ = reply.send(self.clear_cache());
             }
+            Command::Imported { effects, blobs } => {
+                for e in effects {
+                    self.on_effect(e);
+                }
+                for id in blobs {
+                    if self.deletion_reason(&id).is_none() {
+                        self.provide(&id);
+                    }
+                }
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(
                     self.connected

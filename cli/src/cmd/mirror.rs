@@ -1,0 +1,191 @@
+//! `ferry mirror`: snapshots of a filtered subset (export, import).
+//!
+//! Export and import go through the running node's API when there is one (the node
+//! holds the index open); otherwise they open the data directory themselves, so a node
+//! that was never started, on a machine without any network, can load a snapshot.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use ferry_node::data_dir::DataDir;
+use ferry_node::snapshot::{self, Manifest};
+use ferry_protocol::filter::{Filter, Pattern};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::Global;
+use crate::client::Client;
+use crate::output::{emit, human_size};
+
+/// Subcommands of `ferry mirror`.
+#[derive(Subcommand, Debug)]
+pub enum MirrorCommand {
+    /// Write a snapshot of the packages a filter covers (their logs, the operator log,
+    /// and the blobs this node holds) into a new directory.
+    Export(ExportArgs),
+    /// Load a snapshot into this node after verifying every record and blob in it;
+    /// needs no network. Nothing is stored unless all of it verifies.
+    Import(ImportArgs),
+}
+
+/// Arguments of `ferry mirror export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// Packages to include (repeatable): a glob over `ns:name`, e.g. `wasi:*`,
+    /// `acme:http-*`; a bare namespace means all of it.
+    #[arg(long = "filter", value_name = "PATTERN", required = true)]
+    filter: Vec<Pattern>,
+    /// Packages to leave out even when a --filter includes them (repeatable).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    exclude: Vec<Pattern>,
+    /// Directory to write; created if needed, and it must be empty.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    output: PathBuf,
+}
+
+/// Arguments of `ferry mirror import`.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// A directory written by `ferry mirror export`.
+    dir: PathBuf,
+}
+
+/// Runs `ferry mirror …`.
+pub async fn run(g: &Global, c: MirrorCommand) -> Result<()> {
+    match c {
+        MirrorCommand::Export(a) => export(g, a).await,
+        MirrorCommand::Import(a) => import(g, a).await,
+    }
+}
+
+/// The running node's client, if a node is running for this data directory.
+async fn running(g: &Global) -> Option<Client> {
+    let client = Client::new(&g.data_dir).ok()?;
+    client
+        .get::<serde_json::Value>("/v1/status")
+        .await
+        .ok()
+        .map(|_| client)
+}
+
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))
+}
+
+fn offline_storage(
+    g: &Global,
+) -> Result<(ferry_node::index::Index, ferry_node::blob_store::BlobStore)> {
+    let dir = DataDir::open(&g.data_dir)?;
+    snapshot::open_offline(&dir).with_context(|| {
+        format!(
+            "opening {} (no running node answered; if one is starting, try again)",
+            g.data_dir.display()
+        )
+    })
+}
+
+async fn export(g: &Global, a: ExportArgs) -> Result<()> {
+    let out = absolute(&a.output)?;
+    let filter = Filter {
+        exclude: a.exclude,
+        ..Filter::new(a.filter)
+    };
+    let manifest: Result<Manifest> = match running(g).await {
+        Some(client) => {
+            let req = client
+                .request(Method::POST, "/v1/snapshot/export")
+                .json(&json!({ "dir": out.display().to_string(), "filter": filter }));
+            match client.send(req).await {
+                Ok(resp) => resp.json().await.context("decoding the node's answer"),
+                Err(e) => Err(e),
+            }
+        }
+        None => {
+            let (index, blobs) = offline_storage(g)?;
+            let now = ferry_node::node::now_ms();
+            tokio::task::spawn_blocking(move || {
+                snapshot::export(&index, &blobs, &filter, &out, now)
+            })
+            .await?
+            .map_err(anyhow::Error::from)
+        }
+    };
+    let manifest =
+        manifest.with_context(|| format!("exporting a snapshot to {}", a.output.display()))?;
+    emit(g.json, &manifest, |m| {
+        let bytes: u64 = m.blobs.iter().map(|b| b.size).sum();
+        let mut text = format!(
+            "exported {} packages ({} records, {} blobs, {}) of network {} to {}",
+            m.packages.len(),
+            m.records.count,
+            m.blobs.len(),
+            human_size(bytes),
+            m.network,
+            a.output.display()
+        );
+        for miss in &m.missing {
+            text.push_str(&format!(
+                "\nmissing: {} ({}@{} {}): {}",
+                miss.blob.cid, miss.blob.package, miss.blob.version, miss.blob.role, miss.reason
+            ));
+        }
+        text
+    })
+}
+
+async fn import(g: &Global, a: ImportArgs) -> Result<()> {
+    let dir = absolute(&a.dir)?;
+    let context = || format!("importing the snapshot {}", a.dir.display());
+    let imported: serde_json::Value = match running(g).await {
+        Some(client) => {
+            let req = client
+                .request(Method::POST, "/v1/snapshot/import")
+                .json(&json!({ "dir": dir.display().to_string() }));
+            client
+                .send(req)
+                .await
+                .with_context(context)?
+                .json()
+                .await
+                .context("decoding the node's answer")?
+        }
+        None => {
+            let (index, blobs) = offline_storage(g)?;
+            let now = ferry_node::node::now_ms();
+            let r = tokio::task::spawn_blocking(move || {
+                snapshot::Snapshot::open(&dir)?.import(&index, &blobs, now)
+            })
+            .await?
+            .map_err(|e| anyhow::anyhow!("snapshot refused, nothing was imported: {e}"))
+            .with_context(context)?;
+            serde_json::to_value(&r)?
+        }
+    };
+    emit(g.json, &imported, |v| {
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let mut text = format!(
+            "imported {}: {} records ({} new), {} blobs stored ({} already here), packages: {}",
+            a.dir.display(),
+            n("records"),
+            n("new_records"),
+            v["new_blobs"].as_array().map_or(0, |b| b.len()),
+            n("known_blobs"),
+            v["packages"]
+                .as_array()
+                .map(|p| p
+                    .iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        );
+        if n("missing_blobs") > 0 {
+            text.push_str(&format!(
+                "\n{} covered blobs were not in the snapshot (the exporter lacked them); fetch them from peers",
+                n("missing_blobs")
+            ));
+        }
+        text
+    })
+}

@@ -1,0 +1,199 @@
+//! Mirrors and snapshots across real daemons on 127.0.0.1.
+//!
+//! * A snapshot exported from an upstream node with `--filter 'wasi:*'`, imported on a
+//!   fresh node that never had a peer, serves fetches by name and by CID; tampered
+//!   copies of it are refused whole.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::integration::support::{
+    Net, Node, blob_files, cid_of, sha256_file, sha256_hex, small_component, stderr_text,
+};
+
+/// One published package: name, bytes' CID and SHA-256.
+struct Pkg {
+    name: &'static str,
+    cid: String,
+    sha256: String,
+}
+
+/// Defines the namespaces of `packages` on `node` (the operator) and publishes each as
+/// version 1.0.0 of a component built for it.
+fn publish_all(net: &Net, node: &Node, packages: &[&'static str]) -> Vec<Pkg> {
+    let mut namespaces: Vec<&str> = packages
+        .iter()
+        .map(|p| p.split(':').next().unwrap_or(""))
+        .collect();
+    namespaces.dedup();
+    for ns in namespaces {
+        node.ferry_json(&["namespace", "define", ns]);
+    }
+    packages
+        .iter()
+        .map(|name| publish(net, node, name, "1.0.0"))
+        .collect()
+}
+
+fn publish(net: &Net, node: &Node, name: &'static str, version: &str) -> Pkg {
+    let tag = format!("{}-{}", name.replace(':', "-"), version.replace('.', "-"));
+    let bytes = small_component(&tag);
+    let file = net.path(&format!("{tag}.wasm"));
+    fs::write(&file, &bytes).expect("writing a component");
+    let v = node.ferry_json(&[
+        "publish",
+        &file.display().to_string(),
+        "--package",
+        name,
+        "--version",
+        version,
+        "--description",
+        &format!("fixture {name}"),
+    ]);
+    assert_eq!(v["cid"], cid_of(&bytes).as_str());
+    Pkg {
+        name,
+        cid: cid_of(&bytes),
+        sha256: sha256_hex(&bytes),
+    }
+}
+
+/// Copies a snapshot directory (two levels: files and blobs/).
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to.join("blobs")).expect("creating the copy");
+    for e in fs::read_dir(from).expect("reading the snapshot").flatten() {
+        if e.path().is_file() {
+            fs::copy(e.path(), to.join(e.file_name())).expect("copying a file");
+        }
+    }
+    for e in fs::read_dir(from.join("blobs"))
+        .expect("reading blobs/")
+        .flatten()
+    {
+        fs::copy(e.path(), to.join("blobs").join(e.file_name())).expect("copying a blob");
+    }
+}
+
+/// `ferry fetch SPEC -o FILE` on `node`; asserts the bytes are `p`'s.
+fn fetch_verified(node: &Node, spec: &str, out: &Path, p: &Pkg) {
+    let v = node.ferry_json(&["fetch", spec, "-o", &out.display().to_string()]);
+    assert_eq!(v["cid"], p.cid.as_str(), "fetch {spec}: {v}");
+    assert_eq!(v["package"], p.name, "fetch {spec}: {v}");
+    assert_eq!(sha256_file(out), p.sha256, "fetch {spec}: bytes differ");
+}
+
+#[test]
+fn snapshot_carries_a_filtered_subset_to_an_offline_node() {
+    let net = Net::new();
+    let mut up = Node::init_new_network(net.path("up"));
+    up.start(&[]);
+    let pkgs = publish_all(&net, &up, &["wasi:http", "wasi:io", "acme:tool"]);
+    let (wasi, acme): (Vec<&Pkg>, Vec<&Pkg>) =
+        pkgs.iter().partition(|p| p.name.starts_with("wasi:"));
+    // Upstream holds every blob it published; the snapshot gets only the wasi ones.
+    let snap = net.path("snap");
+    let m = up.ferry_json(&[
+        "mirror",
+        "export",
+        "--filter",
+        "wasi:*",
+        "-o",
+        &snap.display().to_string(),
+    ]);
+    assert_eq!(m["network"], up.network.as_str(), "{m}");
+    assert_eq!(
+        m["packages"],
+        serde_json::json!(["wasi:http", "wasi:io"]),
+        "{m}"
+    );
+    let mut listed: Vec<String> = m["blobs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["cid"].as_str().map(String::from))
+        .collect();
+    listed.sort();
+    let mut want: Vec<String> = wasi.iter().map(|p| p.cid.clone()).collect();
+    want.sort();
+    assert_eq!(listed, want, "the snapshot holds exactly the wasi blobs");
+    let mut files: Vec<String> = fs::read_dir(snap.join("blobs"))
+        .expect("blobs/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, want);
+
+    // A fresh node of the same network, never started: tampered copies are refused
+    // whole, each with one line naming the file at fault.
+    let mut off = Node::join(net.path("off"), &up.network);
+    let bad_blob = net.path("bad-blob");
+    copy_dir(&snap, &bad_blob);
+    let victim = bad_blob.join("blobs").join(&wasi[0].cid);
+    let mut bytes = fs::read(&victim).expect("a blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    fs::write(&victim, bytes).expect("tampering");
+    let bad_extra = net.path("bad-extra");
+    copy_dir(&snap, &bad_extra);
+    let stray = bad_extra.join("blobs").join(&acme[0].cid);
+    fs::copy(up.dir.join("blobs").join(&acme[0].cid), &stray).expect("adding a blob");
+    for (dir, culprit) in [(&bad_blob, &victim), (&bad_extra, &stray)] {
+        let out = off.ferry(&["mirror", "import", &dir.display().to_string()]);
+        let err = stderr_text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "a tampered snapshot is refused: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&culprit.display().to_string()) && err.contains("nothing was imported"),
+            "{err}"
+        );
+        assert_eq!(
+            blob_files(&off.dir),
+            Vec::<String>::new(),
+            "a refused import stores no blob"
+        );
+    }
+
+    let v = off.ferry_json(&["mirror", "import", &snap.display().to_string()]);
+    assert_eq!(v["new_blobs"].as_array().map(|b| b.len()), Some(2), "{v}");
+    off.start(&[]);
+    let status = off.ferry_json(&["node", "status"]);
+    assert_eq!(status["peers"], 0, "the offline node has no peer: {status}");
+    assert_eq!(status["packages"], 2, "{status}");
+    fetch_verified(&off, "wasi:http@1.0.0", &net.path("by-name.wasm"), wasi[0]);
+    fetch_verified(&off, &wasi[1].cid, &net.path("by-cid.wasm"), wasi[1]);
+    let hits = off.ferry_json(&["search", "fixture"]);
+    let names: Vec<&str> = hits
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["package"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"wasi:http") && !names.contains(&"acme:tool"),
+        "{hits}"
+    );
+    let out = off.ferry(&["info", "acme:tool"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "acme:tool is outside the snapshot"
+    );
+
+    // Importing again through the running node changes nothing.
+    let again: Value = off.ferry_json(&["mirror", "import", &snap.display().to_string()]);
+    assert_eq!(again["new_records"], 0, "{again}");
+    assert_eq!(again["known_blobs"], 2, "{again}");
+    let mut held = blob_files(&off.dir);
+    held.sort();
+    assert_eq!(
+        held, want,
+        "the offline node holds exactly the snapshot's blobs"
+    );
+}
