@@ -10,6 +10,7 @@ pub mod command;
 pub mod data_dir;
 pub mod event_loop;
 pub mod index;
+pub mod mirror;
 pub mod node;
 pub mod snapshot;
 pub mod swarm;

@@ -387,7 +387,23 @@ pub async fn run(
     ));
     let (handle, commands) = NodeHandle::channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api_task = tokio::spawn(api::serve(listener, shared.clone(), handle, stop_rx));
+    let mirrors = crate::mirror::Mirrors::start_all(crate::mirror::MirrorsContext {
+        dir: shared.data_dir.clone(),
+        blobs: shared.blobs.clone(),
+        key: key.clone(),
+        token: shared.token.clone(),
+        api_url: shared.api_url.clone(),
+        listen: cfg.listen.clone(),
+        policy,
+        fetch_timeout: cfg.fetch_timeout,
+    });
+    let api_task = tokio::spawn(api::serve(
+        listener,
+        shared.clone(),
+        handle,
+        mirrors.clone(),
+        stop_rx,
+    ));
     tracing::info!(target: "ferry::node", network = %membership.network, peer = %shared.peer_id, api = %shared.api_url, "node starting");
     let event_loop = EventLoop::new(LoopConfig {
         swarm,
@@ -400,6 +416,7 @@ pub async fn run(
         disk_budget: cfg.disk_budget,
     });
     event_loop.run(shutdown).await;
+    mirrors.shutdown().await;
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     // node.json describes a running node only.

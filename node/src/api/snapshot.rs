@@ -19,6 +19,8 @@ pub(super) struct ExportBody {
     dir: String,
     /// What to include.
     filter: Filter,
+    /// Export from this mirror instead of the node's own network.
+    network: Option<String>,
 }
 
 fn absolute(dir: &str) -> Result<PathBuf, ApiError> {
@@ -63,7 +65,8 @@ pub(super) async fn export(
 ) -> Result<Json<Manifest>, ApiError> {
     check_token(&s, &headers)?;
     let dir = absolute(&b.dir)?;
-    let shared = s.shared.clone();
+    let net = super::mirrors::nets(&s, b.network.as_deref())?.swap_remove(0);
+    let shared = net.state.shared.clone();
     let m = blocking(move || {
         Ok(snapshot::export(
             &shared.index,
@@ -92,13 +95,19 @@ pub(super) async fn import(
 ) -> Result<Json<Imported>, ApiError> {
     check_token(&s, &headers)?;
     let dir = absolute(&b.dir)?;
-    let shared = s.shared.clone();
-    let mut imported = blocking(move || {
-        let snap = snapshot::Snapshot::open(&dir)?;
-        Ok(snap.import(&shared.index, &shared.blobs, now_ms())?)
-    })
-    .await?;
+    let snap = blocking(move || Ok(snapshot::Snapshot::open(&dir)?)).await?;
+    // A snapshot of a network this node mirrors goes into that mirror's index.
+    let net = super::mirrors::nets(&s, None)?
+        .into_iter()
+        .find(|n| n.id == snap.network())
+        .map(|n| n.state)
+        .unwrap_or_else(|| s.clone());
+    let shared = net.shared.clone();
+    let mut imported =
+        blocking(move || Ok(snap.import(&shared.index, &shared.blobs, now_ms())?)).await?;
     let effects = std::mem::take(&mut imported.effects);
-    s.node.imported(effects, imported.new_blobs.clone()).await;
+    net.node
+        .imported(effects, imported.new_blobs.clone())
+        .await;
     Ok(Json(imported))
 }
