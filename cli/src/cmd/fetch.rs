@@ -26,6 +26,10 @@ pub struct Args {
     /// Refuse the release unless this key attested it (e.g. your reviewers' key).
     #[arg(long, value_name = "PUBKEY")]
     require_attestation: Option<ferry_protocol::PublicKey>,
+    /// Fetch from this network only: the node's own or one it mirrors (default: its
+    /// own, then its mirrors).
+    #[arg(long, value_name = "ID")]
+    network: Option<ferry_protocol::NetworkId>,
 }
 
 /// Runs `ferry fetch`.
@@ -39,6 +43,10 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     if let Some(k) = &a.require_attestation {
         query.push_str(&format!("&require_attestation={}", enc(&k.to_string())));
     }
+    // Resolution says which network answered; the fetch then asks that one.
+    if let Some(n) = &a.network {
+        query.push_str(&format!("&network={}", enc(&n.to_string())));
+    }
     let resolved: serde_json::Value = client
         .get(&query)
         .await
@@ -47,6 +55,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let size = resolved["size"].as_u64().unwrap_or(0);
     let package = resolved["package"].as_str().unwrap_or("").to_string();
     let version = resolved["version"].as_str().unwrap_or("").to_string();
+    let network = resolved["network"].as_str().map(String::from);
 
     if let Some(y) = resolved.get("yanked").filter(|y| !y.is_null()) {
         eprintln!(
@@ -70,7 +79,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     let fetch = client.send(
         client
             .request(Method::POST, "/v1/fetch")
-            .json(&json!({ "spec": cid.to_string() })),
+            .json(&json!({ "spec": cid.to_string(), "network": network })),
     );
     tokio::pin!(fetch);
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -139,6 +148,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         "version": version,
         "sha256": cid.to_sha256(),
         "yanked": resolved.get("yanked").cloned().unwrap_or(serde_json::Value::Null),
+        "network": network,
     });
     emit(g.json, &v, |_| {
         format!(

@@ -106,8 +106,6 @@ pub(super) async fn import(
     let mut imported =
         blocking(move || Ok(snap.import(&shared.index, &shared.blobs, now_ms())?)).await?;
     let effects = std::mem::take(&mut imported.effects);
-    net.node
-        .imported(effects, imported.new_blobs.clone())
-        .await;
+    net.node.imported(effects, imported.new_blobs.clone()).await;
     Ok(Json(imported))
 }

@@ -227,7 +227,12 @@ impl Mirrors {
         }
         let network = m.network;
         self.launch(m);
-        match self.failed.lock().ok().and_then(|f| f.get(&network).cloned()) {
+        match self
+            .failed
+            .lock()
+            .ok()
+            .and_then(|f| f.get(&network).cloned())
+        {
             Some(why) => Err(MirrorError::Start { network, why }),
             None => Ok(replaced),
         }
@@ -317,7 +322,8 @@ fn held(shared: &Shared) -> Result<(usize, usize), MirrorError> {
     let mut blobs = std::collections::BTreeSet::new();
     for p in &packages {
         for r in shared.index.releases(p)? {
-            let ids = std::iter::once(r.content).chain(r.attachments.blobs().map(|(_, a)| a.content));
+            let ids =
+                std::iter::once(r.content).chain(r.attachments.blobs().map(|(_, a)| a.content));
             blobs.extend(ids.filter(|id| shared.blobs.has(id)));
         }
     }
