@@ -3,6 +3,11 @@
 //! * A snapshot exported from an upstream node with `--filter 'wasi:*'`, imported on a
 //!   fresh node that never had a peer, serves fetches by name and by CID; tampered
 //!   copies of it are refused whole.
+//! * A node of another network mirrors an upstream network live with `--filter
+//!   'wasi:*'`: its users find, inspect and fetch exactly the wasi packages (tagged with
+//!   the upstream network), its blob store holds exactly their blobs, a later upstream
+//!   release arrives on its own, and an upstream node that knows only the mirror's
+//!   address gets the subset from it.
 
 use std::fs;
 use std::path::Path;
@@ -10,7 +15,8 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::integration::support::{
-    Net, Node, blob_files, cid_of, sha256_file, sha256_hex, small_component, stderr_text,
+    DEADLINE, Net, Node, blob_files, cid_of, sha256_file, sha256_hex, small_component, stderr_text,
+    wait_until,
 };
 
 /// One published package: name, bytes' CID and SHA-256.
@@ -195,5 +201,159 @@ fn snapshot_carries_a_filtered_subset_to_an_offline_node() {
     assert_eq!(
         held, want,
         "the offline node holds exactly the snapshot's blobs"
+    );
+}
+
+/// The one mirror `node` lists (`ferry mirror ls --json`).
+fn the_mirror(node: &Node) -> Value {
+    let v = node.ferry_json(&["mirror", "ls"]);
+    let list = v["mirrors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 1, "one mirror: {v}");
+    list[0].clone()
+}
+
+/// Package names a search on `node` finds, with the network each comes from.
+fn found(node: &Node, words: &str) -> Vec<(String, String)> {
+    let hits = node.ferry_json(&["search", words]);
+    let mut out: Vec<(String, String)> = hits
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            (
+                h["package"].as_str().unwrap_or("").to_string(),
+                h["network"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_live_mirror_serves_exactly_its_filtered_subset() {
+    let net = Net::new();
+    let mut u1 = Node::init_new_network(net.path("u1"));
+    u1.start(&[]);
+    let mut u2 = Node::join(net.path("u2"), &u1.network);
+    u2.start(&[u1.tcp_addr()]);
+    let up = publish_all(&net, &u1, &["wasi:http", "wasi:io", "acme:tool"]);
+    let upstream = u1.network.clone();
+
+    // An organization's node on a network of its own, with a package of its own.
+    let mut org = Node::init_new_network(net.path("org"));
+    org.start(&[]);
+    let own = publish_all(&net, &org, &["org:app"]);
+    let v = org.ferry_json(&[
+        "mirror",
+        "add",
+        "--network",
+        &upstream,
+        "--bootstrap",
+        &u2.tcp_addr(),
+        "--filter",
+        "wasi:*",
+    ]);
+    assert_eq!(v["running"], true, "a running node mirrors at once: {v}");
+    wait_until(
+        DEADLINE,
+        "the mirror to index and hold both wasi packages",
+        || {
+            let m = the_mirror(&org);
+            m["packages"] == 2 && m["blobs"] == 2
+        },
+    );
+
+    // Users of the org node see its own package and the mirrored subset, each tagged
+    // with its network; nothing of acme.
+    assert_eq!(
+        found(&org, "fixture"),
+        [
+            ("org:app".to_string(), org.network.clone()),
+            ("wasi:http".to_string(), upstream.clone()),
+            ("wasi:io".to_string(), upstream.clone()),
+        ]
+    );
+    let info = org.ferry_json(&["info", "wasi:http"]);
+    assert_eq!(
+        (&info["network"], &info["mirror"]),
+        (&Value::from(upstream.as_str()), &Value::Bool(true)),
+        "{info}"
+    );
+    assert_eq!(
+        org.ferry(&["info", "acme:tool"]).status.code(),
+        Some(1),
+        "acme is not mirrored"
+    );
+    let out = org.ferry(&["info", "org:app", "--network", &upstream]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--network selects the mirror only: {}",
+        stderr_text(&out)
+    );
+    let wasi: Vec<&Pkg> = up.iter().filter(|p| p.name.starts_with("wasi:")).collect();
+    fetch_verified(&org, "wasi:io@1.0.0", &net.path("io.wasm"), wasi[1]);
+    fetch_verified(&org, &wasi[0].cid, &net.path("http.wasm"), wasi[0]);
+    fetch_verified(&org, "org:app", &net.path("app.wasm"), &own[0]);
+    let mut want: Vec<String> = wasi
+        .iter()
+        .map(|p| p.cid.clone())
+        .chain([own[0].cid.clone()])
+        .collect();
+    want.sort();
+    assert_eq!(
+        blob_files(&org.dir),
+        want,
+        "the org node holds its own blob and exactly the mirrored ones"
+    );
+
+    // A release published upstream later arrives live, bytes included; acme's do not.
+    let clocks = publish(&net, &u1, "wasi:clocks", "1.0.0");
+    let tool2 = publish(&net, &u1, "acme:tool", "2.0.0");
+    wait_until(
+        DEADLINE,
+        "wasi:clocks to reach the mirror with its blob",
+        || org.dir.join("blobs").join(&clocks.cid).is_file(),
+    );
+    assert!(org.ferry(&["info", "wasi:clocks"]).status.success());
+    want.push(clocks.cid.clone());
+    want.sort();
+    assert_eq!(blob_files(&org.dir), want, "no acme blob: {}", tool2.cid);
+
+    // Peers: a node of the upstream network that knows only the mirror's address gets
+    // the subset from it.
+    let addr = the_mirror(&org)["addrs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .find(|a| a.contains("/tcp/"))
+        .expect("the mirror listens on TCP")
+        .to_string();
+    let mut peer = Node::join(net.path("peer"), &upstream);
+    peer.start(&[addr]);
+    wait_until(DEADLINE, "the peer to learn the mirrored packages", || {
+        peer.package_count().is_some_and(|n| n >= 3)
+    });
+    fetch_verified(&peer, "wasi:clocks", &net.path("peer-clocks.wasm"), &clocks);
+    drop(peer);
+
+    // The mirror survives a restart; `mirror rm` forgets it.
+    assert!(org.stop());
+    org.start(&[]);
+    assert_eq!(the_mirror(&org)["running"], true);
+    assert!(
+        org.ferry(&["info", "wasi:http"]).status.success(),
+        "served from the persisted index"
+    );
+    org.ferry_json(&["mirror", "rm", &upstream]);
+    assert_eq!(
+        org.ferry_json(&["mirror", "ls"])["mirrors"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        found(&org, "fixture"),
+        [("org:app".to_string(), org.network.clone())]
     );
 }
