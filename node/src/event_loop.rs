@@ -81,6 +81,8 @@ pub struct EventLoop {
     pinned: pins::PinState,
     /// Bytes the blob store may take before the node collects on its own.
     disk_budget: Option<u64>,
+    /// The node's mirrors: blobs they hold are held here too.
+    mirrors: Option<Arc<crate::mirror::Mirrors>>,
     /// Something was stored since the last budget check.
     gc_due: bool,
     /// When a node with a disk budget next checks its store even if nothing was stored.
@@ -105,6 +107,9 @@ pub struct LoopConfig {
     pub fetch_timeout: Duration,
     /// Bytes the blob store may take before the node collects garbage on its own.
     pub disk_budget: Option<u64>,
+    /// The node's mirrors, which share its blob store: what they hold is never
+    /// collected here. `None` in a mirror's own loop.
+    pub mirrors: Option<Arc<crate::mirror::Mirrors>>,
 }
 
 impl EventLoop {
@@ -143,6 +148,7 @@ impl EventLoop {
             subscribed: BTreeSet::new(),
             pinned: pins::PinState::new(),
             disk_budget: cfg.disk_budget,
+            mirrors: cfg.mirrors,
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
         };

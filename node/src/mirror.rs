@@ -85,6 +85,9 @@ pub enum MirrorError {
     /// The filter includes nothing.
     #[error("a mirror needs at least one --filter pattern, e.g. --filter 'wasi:*'")]
     EmptyFilter,
+    /// The filter cannot become pins (e.g. a license that is not SPDX).
+    #[error("{0}")]
+    BadFilter(String),
     /// A bootstrap address is unusable.
     #[error("bootstrap address `{0}` is not a multiaddr ending in /p2p/<peer id>")]
     BadBootstrap(String),
@@ -110,6 +113,7 @@ impl MirrorConfig {
         if self.filter.include.is_empty() {
             return Err(MirrorError::EmptyFilter);
         }
+        follow::pins_of(&self.filter)?;
         if self.bootstrap.len() > MAX_BOOTSTRAP {
             return Err(MirrorError::OverLimit(format!(
                 "{} bootstrap peers given; a mirror takes at most {MAX_BOOTSTRAP}",

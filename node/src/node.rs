@@ -414,6 +414,7 @@ pub async fn run(
         policy,
         fetch_timeout: cfg.fetch_timeout,
         disk_budget: cfg.disk_budget,
+        mirrors: Some(mirrors.clone()),
     });
     event_loop.run(shutdown).await;
     mirrors.shutdown().await;

@@ -27,6 +27,7 @@ impl From<MirrorError> for ApiError {
             MirrorError::OwnNetwork(_)
             | MirrorError::EmptyFilter
             | MirrorError::BadBootstrap(_)
+            | MirrorError::BadFilter(_)
             | MirrorError::OverLimit(_) => StatusCode::BAD_REQUEST,
             MirrorError::DataDir(_)
             | MirrorError::Corrupt { .. }

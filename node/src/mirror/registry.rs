@@ -118,7 +118,7 @@ fn start(ctx: &MirrorsContext, config: MirrorConfig) -> Result<Running, MirrorEr
     let index_path = mdir.path("index.redb");
     let index = Index::open(&index_path, network)
         .map_err(|e| fail(format!("{}: {e}", index_path.display())))?;
-    super::follow::apply_filter(&index, &config.filter).map_err(|e| fail(e.to_string()))?;
+    super::follow::apply_filter(&index, &config.filter, crate::node::now_ms())?;
     let mut swarm = swarm::build(node_key, ctx.policy).map_err(|e| fail(e.to_string()))?;
     for addr in ctx.listen.iter().map(any_port) {
         swarm
@@ -145,6 +145,10 @@ fn start(ctx: &MirrorsContext, config: MirrorConfig) -> Result<Running, MirrorEr
         bootstrap,
         policy: ctx.policy,
         fetch_timeout: ctx.fetch_timeout,
+        // The node's own loop collects garbage for the shared store, holding what
+        // every mirror needs.
+        disk_budget: None,
+        mirrors: None,
     });
     tracing::info!(target: "ferry::mirror", %network, peer = %shared.peer_id, "mirror starting");
     let task = tokio::spawn(async move {
@@ -300,6 +304,27 @@ impl Mirrors {
                 s.blobs = blobs;
             }
             out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// Blobs some mirror needs: those its filter admits (stored, or being fetched) and
+    /// those its users fetched through it. Garbage collection of the shared store
+    /// keeps them.
+    pub fn held_blobs(
+        &self,
+    ) -> Result<std::collections::HashSet<ferry_protocol::ContentId>, crate::index::IndexError>
+    {
+        let mut out = std::collections::HashSet::new();
+        for i in self.instances() {
+            let index = &i.shared.index;
+            out.extend(
+                index
+                    .pinned_blobs(&index.pins()?)?
+                    .into_iter()
+                    .map(|b| b.content),
+            );
+            out.extend(index.cache()?.into_keys());
         }
         Ok(out)
     }

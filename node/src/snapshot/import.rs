@@ -266,6 +266,13 @@ impl Snapshot {
                 })?;
             new_blobs.push(id);
         }
+        // The user brought these blobs here: hold them like blobs the user fetched, so
+        // that garbage collection does not free what the import just stored.
+        for b in &self.blobs {
+            if blobs.has(&b.id) {
+                index.touch_cache(&b.id, now_ms)?;
+            }
+        }
         let mut new_records = 0;
         let mut effects = Vec::new();
         for a in applied {
