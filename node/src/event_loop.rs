@@ -83,6 +83,9 @@ pub struct EventLoop {
     disk_budget: Option<u64>,
     /// The node's mirrors: blobs they hold are held here too.
     mirrors: Option<Arc<crate::mirror::Mirrors>>,
+    /// Blobs this network's releases name: the only ones provided and served here (the
+    /// blob store may hold blobs of a mirrored network too).
+    named: HashSet<ContentId>,
     /// Something was stored since the last budget check.
     gc_due: bool,
     /// When a node with a disk budget next checks its store even if nothing was stored.
@@ -122,6 +125,10 @@ impl EventLoop {
             tracing::error!(target: "ferry::index", "reading pins: {e}");
             Pins::default()
         });
+        let named = cfg.shared.index.named_blobs().unwrap_or_else(|e| {
+            tracing::error!(target: "ferry::index", "reading release blobs: {e}");
+            HashSet::new()
+        });
         let mut this = Self {
             index: cfg.shared.index.clone(),
             blobs: cfg.shared.blobs.clone(),
@@ -149,6 +156,7 @@ impl EventLoop {
             pinned: pins::PinState::new(),
             disk_budget: cfg.disk_budget,
             mirrors: cfg.mirrors,
+            named,
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
         };
@@ -165,7 +173,7 @@ impl EventLoop {
             if this.deletion_reason(&id).is_some() {
                 this.deleted.insert(id);
                 this.forget_blob(&id);
-            } else {
+            } else if this.named.contains(&id) {
                 this.provide(&id);
             }
         }
@@ -281,7 +289,7 @@ impl EventLoop {
                     self.on_effect(e);
                 }
                 for id in blobs {
-                    if self.deletion_reason(&id).is_none() {
+                    if self.named.contains(&id) && self.deletion_reason(&id).is_none() {
                         self.provide(&id);
                     }
                 }
@@ -444,6 +452,7 @@ impl EventLoop {
             Effect::None => {}
             Effect::Namespace(_) => self.update_subscriptions(),
             Effect::Release(r) => {
+                self.named.extend(crate::index::blobs_of(&r));
                 self.shared.note_release(&r);
                 self.on_release_for_pins(&r);
             }

@@ -237,8 +237,11 @@ impl EventLoop {
                 ..
             } => {
                 // Blobs of deleted content are removed when the tombstone arrives; this
-                // check also covers a blob that raced in after it.
-                let deleted = self.deleted.contains(&request.content);
+                // check also covers a blob that raced in after it. A blob no release of
+                // this network names (one held for a mirrored network) is not ours to
+                // hand out here.
+                let deleted = self.deleted.contains(&request.content)
+                    || !self.named.contains(&request.content);
                 let resp = match self.blobs.read_chunk(&request.content, request.index) {
                     Ok(_) if deleted => BlobResponse::NotFound,
                     Ok(b) => BlobResponse::Chunk(ByteBuf::from(b)),

@@ -112,6 +112,7 @@ impl EventLoop {
         own.push(d.content);
         self.index.mark_published(&own, now)?;
         let entry = entry.ok_or_else(|| WriteError::Conflict("release was not applied".into()))?;
+        self.named.extend(crate::index::blobs_of(&entry));
         self.shared.note_release(&entry);
         Ok(entry)
     }
