@@ -320,6 +320,34 @@ fn a_live_mirror_serves_exactly_its_filtered_subset() {
     want.push(clocks.cid.clone());
     want.sort();
     assert_eq!(blob_files(&org.dir), want, "no acme blob: {}", tool2.cid);
+    let gc = org.ferry_json(&["gc"]);
+    assert_eq!(
+        blob_files(&org.dir),
+        want,
+        "gc keeps what the mirror holds: {gc}"
+    );
+
+    // A snapshot can be taken from the mirror, and one of the mirrored network is
+    // imported into the mirror.
+    let snap = net.path("from-mirror");
+    let m = org.ferry_json(&[
+        "mirror",
+        "export",
+        "--network",
+        &upstream,
+        "--filter",
+        "wasi:http",
+        "-o",
+        &snap.display().to_string(),
+    ]);
+    assert_eq!(m["network"], upstream.as_str(), "{m}");
+    assert_eq!(m["blobs"].as_array().map(|b| b.len()), Some(1), "{m}");
+    let v = org.ferry_json(&["mirror", "import", &snap.display().to_string()]);
+    assert_eq!(
+        (&v["network"], &v["new_records"]),
+        (&Value::from(upstream.as_str()), &Value::from(0)),
+        "{v}"
+    );
 
     // Peers: with the upstream nodes gone, a node of the upstream network that knows
     // only the mirror's address gets exactly the subset from it.
@@ -358,5 +386,11 @@ fn a_live_mirror_serves_exactly_its_filtered_subset() {
     assert_eq!(
         found(&org, "fixture"),
         [("org:app".to_string(), org.network.clone())]
+    );
+    org.ferry_json(&["gc"]);
+    assert_eq!(
+        blob_files(&org.dir),
+        [own[0].cid.clone()],
+        "gc frees a removed mirror's blobs"
     );
 }
