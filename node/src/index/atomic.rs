@@ -20,8 +20,8 @@ pub enum BatchError {
         seq: u64,
         /// Its id.
         id: RecordId,
-        /// Why.
-        rejection: Rejection,
+        /// Why (boxed: rejections are large, and errors travel by value).
+        rejection: Box<Rejection>,
     },
     /// Storage failed.
     #[error(transparent)]
@@ -51,7 +51,7 @@ impl Index {
                         log: rec.record.log.clone(),
                         seq: rec.record.seq,
                         id: rec.id,
-                        rejection,
+                        rejection: Box::new(rejection),
                     });
                 }
                 Err(IngestError::Index(e)) => return Err(e.into()),
