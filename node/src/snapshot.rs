@@ -108,17 +108,46 @@ pub struct MissingBlob {
     pub reason: String,
 }
 
+/// Why the storage of a stopped node could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    /// The data directory, index or blob store could not be opened.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The node neither belongs to nor mirrors the network asked for.
+    #[error(
+        "this node neither belongs to nor mirrors network {0} (see `ferry mirror ls`; a node for it starts with `ferry init --network {0}`)"
+    )]
+    NotFollowed(NetworkId),
+}
+
 /// Opens the index and blob store of a data directory whose node is not running, for
-/// export and import without a daemon. A running node holds the index open; then this
-/// fails and the caller should go through the node's API instead.
-pub fn open_offline(dir: &DataDir) -> Result<(Index, BlobStore), NodeError> {
-    let membership = dir.membership()?;
-    let path: PathBuf = dir.path("index.redb");
-    let index = Index::open(&path, membership.network).map_err(|source| NodeError::Index {
+/// export and import without a daemon: the index of `network` (the node's own when
+/// `None`), which is the node's own network or one it mirrors. A running node holds its
+/// indexes open; then this fails and the caller should go through the node's API.
+pub fn open_offline(
+    dir: &DataDir,
+    network: Option<NetworkId>,
+) -> Result<(Index, BlobStore), OfflineError> {
+    let own = dir.membership().map_err(NodeError::from)?.network;
+    let net = network.unwrap_or(own);
+    let path: PathBuf = if net == own {
+        dir.path("index.redb")
+    } else if crate::mirror::load(dir)
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m.network == net)
+    {
+        let mdir = DataDir::open(crate::mirror::mirror_dir(dir, &net)).map_err(NodeError::from)?;
+        mdir.path("index.redb")
+    } else {
+        return Err(OfflineError::NotFollowed(net));
+    };
+    let index = Index::open(&path, net).map_err(|source| NodeError::Index {
         path: path.clone(),
         source,
     })?;
-    let blobs = BlobStore::open(dir.path("blobs"))?;
+    let blobs = BlobStore::open(dir.path("blobs")).map_err(NodeError::from)?;
     Ok((index, blobs))
 }
 

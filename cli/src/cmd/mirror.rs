@@ -113,9 +113,10 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 
 fn offline_storage(
     g: &Global,
+    network: Option<NetworkId>,
 ) -> Result<(ferry_node::index::Index, ferry_node::blob_store::BlobStore)> {
     let dir = DataDir::open(&g.data_dir)?;
-    snapshot::open_offline(&dir).with_context(|| {
+    snapshot::open_offline(&dir, network).with_context(|| {
         format!(
             "opening {} (no running node answered; if one is starting, try again)",
             g.data_dir.display()
@@ -144,7 +145,7 @@ async fn export(g: &Global, a: ExportArgs) -> Result<()> {
             }
         }
         None => {
-            let (index, blobs) = offline_storage(g)?;
+            let (index, blobs) = offline_storage(g, a.network)?;
             let now = ferry_node::node::now_ms();
             tokio::task::spawn_blocking(move || {
                 snapshot::export(&index, &blobs, &filter, &out, now)
@@ -193,14 +194,17 @@ async fn import(g: &Global, a: ImportArgs) -> Result<()> {
                 .context("decoding the node's answer")?
         }
         None => {
-            let (index, blobs) = offline_storage(g)?;
+            let snap = tokio::task::spawn_blocking(move || snapshot::Snapshot::open(&dir))
+                .await?
+                .map_err(|e| anyhow::anyhow!("snapshot refused, nothing was imported: {e}"))
+                .with_context(context)?;
+            // A snapshot of a network this node mirrors goes into that mirror's index.
+            let (index, blobs) = offline_storage(g, Some(snap.network()))?;
             let now = ferry_node::node::now_ms();
-            let r = tokio::task::spawn_blocking(move || {
-                snapshot::Snapshot::open(&dir)?.import(&index, &blobs, now)
-            })
-            .await?
-            .map_err(|e| anyhow::anyhow!("snapshot refused, nothing was imported: {e}"))
-            .with_context(context)?;
+            let r = tokio::task::spawn_blocking(move || snap.import(&index, &blobs, now))
+                .await?
+                .map_err(|e| anyhow::anyhow!("snapshot refused, nothing was imported: {e}"))
+                .with_context(context)?;
             serde_json::to_value(&r)?
         }
     };
