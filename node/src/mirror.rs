@@ -173,7 +173,10 @@ fn save(dir: &DataDir, list: &[MirrorConfig]) -> Result<(), MirrorError> {
 }
 
 /// Adds `m` to `mirrors.json`, replacing a mirror of the same network. Returns whether
-/// one was replaced. Refuses the node's own network.
+/// one was replaced. Refuses the node's own network. A replaced mirror whose filter
+/// changed loses its index (its instance must not be running): an index holds the logs
+/// of the old filter, and a mirror serves exactly what its filter covers, so it starts
+/// afresh and syncs the new subset. Its blobs stay for garbage collection to judge.
 pub fn add(dir: &DataDir, m: MirrorConfig) -> Result<bool, MirrorError> {
     m.check()?;
     let own = dir.membership()?.network;
@@ -181,9 +184,19 @@ pub fn add(dir: &DataDir, m: MirrorConfig) -> Result<bool, MirrorError> {
         return Err(MirrorError::OwnNetwork(own));
     }
     let mut list = load(dir)?;
-    let before = list.len();
+    let old = list.iter().find(|x| x.network == m.network).cloned();
     list.retain(|x| x.network != m.network);
-    let replaced = list.len() != before;
+    let replaced = old.is_some();
+    if let Some(old) = old
+        && old.filter != m.filter
+    {
+        let path = mirror_dir(dir, &m.network).join("index.redb");
+        if let Err(source) = std::fs::remove_file(&path)
+            && source.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(DataDirError::Io { path, source }.into());
+        }
+    }
     if list.len() >= MAX_MIRRORS {
         return Err(MirrorError::OverLimit(format!(
             "this node has {MAX_MIRRORS} mirrors already, the most it keeps"

@@ -368,7 +368,6 @@ fn a_live_mirror_serves_exactly_its_filtered_subset() {
     });
     assert_eq!(peer.ferry(&["info", "acme:tool"]).status.code(), Some(1));
     fetch_verified(&peer, "wasi:clocks", &net.path("peer-clocks.wasm"), &clocks);
-    drop(peer);
 
     // The mirror survives a restart; `mirror rm` forgets it.
     assert!(org.stop());
@@ -378,6 +377,29 @@ fn a_live_mirror_serves_exactly_its_filtered_subset() {
         org.ferry(&["info", "wasi:http"]).status.success(),
         "served from the persisted index"
     );
+    // Narrowing the filter narrows what the mirror serves: it starts afresh (here from
+    // the peer, the only upstream node left).
+    let v = org.ferry_json(&[
+        "mirror",
+        "add",
+        "--network",
+        &upstream,
+        "--bootstrap",
+        &peer.tcp_addr(),
+        "--filter",
+        "wasi:clocks",
+    ]);
+    assert_eq!(v["replaced"], true, "{v}");
+    wait_until(
+        DEADLINE,
+        "the narrowed mirror to hold wasi:clocks only",
+        || {
+            let m = the_mirror(&org);
+            m["packages"] == 1 && m["blobs"] == 1
+        },
+    );
+    assert!(org.ferry(&["info", "wasi:clocks"]).status.success());
+    assert_eq!(org.ferry(&["info", "wasi:http"]).status.code(), Some(1));
     org.ferry_json(&["mirror", "rm", &upstream]);
     assert_eq!(
         org.ferry_json(&["mirror", "ls"])["mirrors"],

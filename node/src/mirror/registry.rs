@@ -87,6 +87,8 @@ pub struct MirrorStatus {
 /// The node's mirrors.
 pub struct Mirrors {
     ctx: MirrorsContext,
+    /// Serializes add and remove, which stop and start instances.
+    ops: tokio::sync::Mutex<()>,
     running: Mutex<BTreeMap<NetworkId, Running>>,
     failed: Mutex<BTreeMap<NetworkId, String>>,
 }
@@ -169,11 +171,27 @@ fn start(ctx: &MirrorsContext, config: MirrorConfig) -> Result<Running, MirrorEr
     })
 }
 
+/// Longest wait for API requests still reading a stopped mirror's index.
+const INDEX_RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 async fn stop(r: Running) {
-    let _ = r.stop.send(true);
-    let _ = r.task.await;
+    let Running {
+        instance,
+        stop,
+        task,
+    } = r;
+    let _ = stop.send(true);
+    let _ = task.await;
     // node.json describes a running instance only.
-    let _ = std::fs::remove_file(r.instance.shared.data_dir.path("node.json"));
+    let _ = std::fs::remove_file(instance.shared.data_dir.path("node.json"));
+    // redb locks its file while open: wait until requests that still read this index
+    // are done, so that a restarted mirror of the same network can open it again.
+    let index = instance.shared.index.clone();
+    drop(instance);
+    let start = std::time::Instant::now();
+    while Arc::strong_count(&index) > 1 && start.elapsed() < INDEX_RELEASE_WAIT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 impl Mirrors {
@@ -182,6 +200,7 @@ impl Mirrors {
     pub fn start_all(ctx: MirrorsContext) -> Arc<Self> {
         let this = Arc::new(Self {
             ctx,
+            ops: tokio::sync::Mutex::new(()),
             running: Mutex::new(BTreeMap::new()),
             failed: Mutex::new(BTreeMap::new()),
         });
@@ -225,10 +244,13 @@ impl Mirrors {
     /// Persists `m` and starts (or restarts) its instance. Returns whether a mirror of
     /// the same network was replaced.
     pub async fn add(&self, m: MirrorConfig) -> Result<bool, MirrorError> {
-        let replaced = super::add(&self.ctx.dir, m.clone())?;
+        let _serial = self.ops.lock().await;
+        m.check()?;
+        // Stop the old instance first: a changed filter deletes its index.
         if let Some(old) = self.take(&m.network) {
             stop(old).await;
         }
+        let replaced = super::add(&self.ctx.dir, m.clone())?;
         let network = m.network;
         self.launch(m);
         match self
@@ -244,6 +266,7 @@ impl Mirrors {
 
     /// Stops the mirror of `network` and forgets it (see [`super::remove`]).
     pub async fn remove(&self, network: &NetworkId) -> Result<MirrorConfig, MirrorError> {
+        let _serial = self.ops.lock().await;
         if let Some(r) = self.take(network) {
             stop(r).await;
         }

@@ -41,9 +41,26 @@ fn mirrors_are_added_replaced_and_removed() {
     let (_tmp, dir) = dir_of(own);
     assert!(load(&dir).unwrap().is_empty(), "no file means no mirrors");
     assert!(!add(&dir, config(other, &["wasi:*"])).unwrap());
+    let mdir = mirror_dir(&dir, &other);
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::write(mdir.join("index.redb"), b"x").unwrap();
+    std::fs::write(mdir.join("node.key"), [7; 32]).unwrap();
     assert!(
-        add(&dir, config(other, &["wasi:http"])).unwrap(),
+        add(&dir, config(other, &["wasi:*"])).unwrap(),
         "same network replaces"
+    );
+    assert!(
+        mdir.join("index.redb").exists(),
+        "the same filter keeps the index"
+    );
+    assert!(add(&dir, config(other, &["wasi:http"])).unwrap());
+    assert!(
+        !mdir.join("index.redb").exists(),
+        "a changed filter starts the index afresh"
+    );
+    assert!(
+        mdir.join("node.key").exists(),
+        "the mirror keeps its identity"
     );
     let list = load(&dir).unwrap();
     assert_eq!(list.len(), 1);
