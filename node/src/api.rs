@@ -158,7 +158,7 @@ fn router(shared: Arc<Shared>, node: NodeHandle, mirrors: Arc<Mirrors>) -> Route
         .route("/v1/content/{cid}", get(mirrors::content))
         .route("/v1/attachment", post(fetch::attachment))
         .route("/v1/fetch", post(mirrors::fetch))
-        .route("/v1/progress/{cid}", get(fetch::progress))
+        .route("/v1/progress/{cid}", get(mirrors::progress))
         .route("/v1/blobs/{cid}", get(fetch::blob))
         .route("/v1/blobs", post(write::upload_blob))
         .route("/v1/publish", post(write::publish))

@@ -220,6 +220,24 @@ pub(super) async fn fetch(
     .await
 }
 
+/// Download progress, wherever the download runs (a mirror downloads for its own
+/// network).
+pub(super) async fn progress(
+    State(s): State<AppState>,
+    Path(cid): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut first_miss = None;
+    for net in nets(&s, None)? {
+        match super::fetch::progress(State(net.state), Path(cid.clone())).await {
+            Err(e) if e.0 == StatusCode::NOT_FOUND => {
+                first_miss.get_or_insert(e);
+            }
+            answer => return answer,
+        }
+    }
+    Err(first_miss.unwrap_or_else(|| not_found("no network answered")))
+}
+
 /// `GET /v1/mirrors`: every mirror with its state.
 pub(super) async fn list(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let status = s.mirrors.status().await?;
