@@ -166,6 +166,60 @@ fn snapshot_carries_a_filtered_subset_to_an_offline_node() {
         );
     }
 
+    // Without a running node, `mirror add` only records the mirror for the next start;
+    // a bad pattern is a usage error.
+    let elsewhere = ferry_protocol::RecordId::of(b"another network").to_string();
+    let bootstrap = "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWGC6TvWhfapngX6wvJHMYvKpDMXPb3ZnCZ6dMoaMtimQ5";
+    let v = off.ferry_json(&[
+        "mirror",
+        "add",
+        "--network",
+        &elsewhere,
+        "--bootstrap",
+        bootstrap,
+        "--filter",
+        "acme:*",
+    ]);
+    assert_eq!(v["running"], false, "{v}");
+    let ls = off.ferry_json(&["mirror", "ls"]);
+    assert_eq!(ls["mirrors"][0]["network"], elsewhere.as_str(), "{ls}");
+    let out = off.ferry(&[
+        "mirror",
+        "add",
+        "--network",
+        &elsewhere,
+        "--bootstrap",
+        bootstrap,
+        "--filter",
+        "Not A Pattern",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
+    let out = off.ferry(&[
+        "mirror",
+        "add",
+        "--network",
+        &up.network,
+        "--bootstrap",
+        bootstrap,
+        "--filter",
+        "wasi:*",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a node does not mirror its own network"
+    );
+    assert!(
+        stderr_text(&out).contains("already follows"),
+        "{}",
+        stderr_text(&out)
+    );
+    off.ferry_json(&["mirror", "rm", &elsewhere]);
+    assert_eq!(
+        off.ferry_json(&["mirror", "ls"])["mirrors"],
+        serde_json::json!([])
+    );
+
     let v = off.ferry_json(&["mirror", "import", &snap.display().to_string()]);
     assert_eq!(v["new_blobs"].as_array().map(|b| b.len()), Some(2), "{v}");
     off.start(&[]);
