@@ -54,6 +54,7 @@ fn fixture(budget: Option<u64>) -> Fixture {
         policy: DialPolicy::LoopbackOnly,
         fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
         disk_budget: budget,
+        mirrors: None,
     });
     Fixture {
         _dir: dir,
