@@ -6,6 +6,12 @@
 //! chunk is checked against the digest the signed release lists before it is written,
 //! and a restarted download re-hashes the partial file to find the chunks it already
 //! has, so at most the chunk that was being written is fetched again.
+//!
+//! Stored bytes are checked again whenever they leave the store
+//! ([`BlobStore::verify`], [`BlobStore::read_verified_chunk`]): every blob has its
+//! chunk digests beside it in `blobs/chunks/<cid>`, each chunk served is hashed against
+//! its digest first, and a blob whose bytes no longer match (a disk error, a hand edit)
+//! is moved to `blobs/quarantine/` and never served again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -14,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::chunk;
 use ferry_protocol::content_id::{ContentId, sha256};
+
+mod verify;
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +66,9 @@ pub enum BlobError {
     /// No complete blob with that id.
     #[error("blob {0} is not stored here")]
     NotFound(ContentId),
+    /// A stored blob's bytes no longer match its id.
+    #[error("stored blob {0} no longer matches its content id (disk corruption?)")]
+    Corrupt(ContentId),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
@@ -78,7 +89,13 @@ impl BlobStore {
     /// Opens the store, creating its folders and clearing leftovers of interrupted writes.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        for d in [root.clone(), root.join("partial"), root.join("tmp")] {
+        for d in [
+            root.clone(),
+            root.join("partial"),
+            root.join("tmp"),
+            root.join("chunks"),
+            root.join("quarantine"),
+        ] {
             fs::create_dir_all(&d).map_err(io(&d))?;
         }
         // tmp/ only ever holds files between write and rename: anything there now is
@@ -135,6 +152,7 @@ impl BlobStore {
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
+        self.write_chunk_index(&id, &chunk::digests(bytes, chunk::CHUNK_SIZE))?;
         self.install(&tmp, &id)?;
         Ok(id)
     }
@@ -225,6 +243,7 @@ impl BlobStore {
     /// Removes a blob and any partial download of it.
     pub fn remove(&self, id: &ContentId) -> Result<bool, BlobError> {
         let _ = fs::remove_file(self.partial_path(id));
+        let _ = fs::remove_file(self.chunks_path(id));
         match fs::remove_file(self.final_path(id)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -392,6 +411,14 @@ impl Partial {
             .sum()
     }
 
+    /// Whether chunk `index` is already verified and written.
+    pub fn has_chunk(&self, index: u64) -> bool {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.have.get(i).copied())
+            .unwrap_or(false)
+    }
+
     /// Whether every chunk is present.
     pub fn is_complete(&self) -> bool {
         self.have.iter().all(|h| *h)
@@ -433,6 +460,7 @@ impl Partial {
             file,
             path,
             size,
+            digests,
             ..
         } = self;
         file.set_len(size).map_err(io(&path))?;
@@ -455,6 +483,7 @@ impl Partial {
             let _ = fs::remove_file(&path);
             return Err(BlobError::Mismatch(id));
         }
+        store.write_chunk_index(&id, &digests)?;
         store.install(&path, &id)?;
         Ok(id)
     }

@@ -38,6 +38,10 @@ pub enum NodeCommand {
         /// ones), on its own.
         #[arg(long, value_name = "SIZE", value_parser = crate::cmd::pin::parse_size)]
         disk_budget: Option<u64>,
+        /// Most MiB per second this node serves to peers, all peers together (default:
+        /// no limit). Below 1 MiB/s, peers' 20 s chunk requests start timing out.
+        #[arg(long, value_name = "MIB_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+        max_upload_rate: Option<u64>,
     },
     /// Show the running node: network, peer id, addresses, peers, packages.
     Status,
@@ -53,19 +57,21 @@ pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
             init,
             fetch_timeout,
             disk_budget,
+            max_upload_rate,
         } => {
             if init {
                 init_if_needed(g)?;
             }
-            start(
-                g,
-                listen,
-                api,
-                bootstrap,
-                Duration::from_secs(fetch_timeout),
-                disk_budget,
-            )
-            .await
+            let mut cfg = NodeConfig::local(&g.data_dir);
+            if !listen.is_empty() {
+                cfg.listen = listen;
+            }
+            cfg.api = api;
+            cfg.bootstrap = bootstrap;
+            cfg.fetch_timeout = Duration::from_secs(fetch_timeout);
+            cfg.disk_budget = disk_budget;
+            cfg.max_upload_rate = max_upload_rate.map(|m| m.saturating_mul(1 << 20));
+            start(g, cfg).await
         }
         NodeCommand::Status => status(g).await,
     }
@@ -81,14 +87,7 @@ fn init_if_needed(g: &Global) -> Result<()> {
     Ok(())
 }
 
-async fn start(
-    g: &Global,
-    listen: Vec<Multiaddr>,
-    api: SocketAddr,
-    bootstrap: Vec<Multiaddr>,
-    fetch_timeout: Duration,
-    disk_budget: Option<u64>,
-) -> Result<()> {
+async fn start(g: &Global, cfg: NodeConfig) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
     let _ = tracing_subscriber::fmt()
@@ -96,14 +95,6 @@ async fn start(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let mut cfg = NodeConfig::local(&g.data_dir);
-    if !listen.is_empty() {
-        cfg.listen = listen;
-    }
-    cfg.api = api;
-    cfg.bootstrap = bootstrap;
-    cfg.fetch_timeout = fetch_timeout;
-    cfg.disk_budget = disk_budget;
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

@@ -55,6 +55,7 @@ fn fixture(budget: Option<u64>) -> Fixture {
         fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
         disk_budget: budget,
         mirrors: None,
+        max_upload_rate: None,
     });
     Fixture {
         _dir: dir,
