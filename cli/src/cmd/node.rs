@@ -10,7 +10,7 @@ use ferry_node::NodeConfig;
 
 use crate::Global;
 use crate::client::Client;
-use crate::output::emit;
+use crate::output::{emit, human_size};
 
 /// Subcommands of `ferry node`.
 #[derive(Subcommand, Debug)]
@@ -141,6 +141,20 @@ async fn status(g: &Global) -> Result<()> {
         for a in v["addrs"].as_array().into_iter().flatten() {
             out.push_str(&format!("\naddr:      {}", a.as_str().unwrap_or("")));
         }
+        let t = &v["transfer"];
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "\nreceived:  {} in {} chunks ({} bad, refused)\nserved:    {} in {} chunks to peers, {} to local clients\ncache:     {} hits, {} downloads, {} corrupt blobs quarantined",
+            human_size(n("received_bytes")),
+            n("received_chunks"),
+            n("bad_chunks"),
+            human_size(n("served_bytes")),
+            n("served_chunks"),
+            human_size(n("local_bytes")),
+            n("cache_hits"),
+            n("cache_misses"),
+            n("quarantined"),
+        ));
         out
     })
 }

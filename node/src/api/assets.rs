@@ -150,16 +150,33 @@ fn blob_of(entry: &ReleaseEntry, content: ContentId, size: u64, chunks: &[u8]) -
 #[derive(Deserialize)]
 pub(super) struct AssetsQuery {
     spec: String,
+    /// The network to ask (the node's own or a mirrored one); default: its own, then
+    /// its mirrors.
+    network: Option<String>,
 }
 
-/// `POST /v1/assets {spec}`: makes the node hold a release's assets tree and every file
-/// in it, and lists them; the client then reads each from `/v1/blobs/{cid}`.
+/// `POST /v1/assets {spec, network?}`: makes the node hold a release's assets tree and
+/// every file in it, and lists them; the client then reads each from `/v1/blobs/{cid}`.
 pub(super) async fn fetch(
     State(s): State<AppState>,
     Json(q): Json<AssetsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut first_miss = None;
+    for net in super::mirrors::nets(&s, q.network.as_deref())? {
+        match fetch_in(&net.state, &q.spec).await {
+            Err(e) if e.0 == StatusCode::NOT_FOUND => {
+                first_miss.get_or_insert(e);
+            }
+            answer => return answer,
+        }
+    }
+    Err(first_miss.unwrap_or_else(|| not_found("no network answered")))
+}
+
+async fn fetch_in(s: &AppState, spec: &str) -> Result<Json<serde_json::Value>, ApiError> {
     let shared = s.shared.clone();
-    let (entry, _) = blocking(move || resolve_spec(&shared, &q.spec, None)).await?;
+    let spec = spec.to_string();
+    let (entry, _) = blocking(move || resolve_spec(&shared, &spec, None)).await?;
     let Some(r) = entry.attachments.assets.clone() else {
         return Err(not_found(format!(
             "{}@{} was published without assets",
@@ -167,7 +184,7 @@ pub(super) async fn fetch(
         )));
     };
     ensure_local(
-        &s,
+        s,
         &blob_of(&entry, r.tree.content, r.tree.size, &r.tree.chunks),
     )
     .await?;
