@@ -162,9 +162,11 @@ fn main() {
             "1.0.0",
         ]);
         for r in readers {
-            wait_until(Duration::from_secs(120), &format!("{label} reaches a reader"), || {
-                r.ferry(&["--json", "info", pkg]).status.success()
-            });
+            wait_until(
+                Duration::from_secs(120),
+                &format!("{label} reaches a reader"),
+                || r.ferry(&["--json", "info", pkg]).status.success(),
+            );
         }
         v["cid"].as_str().expect("cid").to_string()
     };

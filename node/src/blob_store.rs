@@ -13,15 +13,18 @@
 //! its digest first, and a blob whose bytes no longer match (a disk error, a hand edit)
 //! is moved to `blobs/quarantine/` and never served again.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::chunk;
-use ferry_protocol::content_id::{ContentId, sha256};
+use ferry_protocol::content_id::ContentId;
 
+mod partial;
 mod verify;
+
+pub use partial::{ChunkWriter, Partial};
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -271,45 +274,6 @@ impl BlobStore {
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect()
     }
-
-    /// Starts or resumes a download of `id`, whose chunks must match `digests`.
-    pub fn begin(&self, id: ContentId, size: u64, digests: &[u8]) -> Result<Partial, BlobError> {
-        let path = self.partial_path(&id);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io(&path))?;
-        let count = chunk::count(size, chunk::CHUNK_SIZE);
-        let on_disk = file.metadata().map_err(io(&path))?.len();
-        let mut have = vec![false; usize::try_from(count).unwrap_or(0)];
-        // Re-hash what a previous run left: a chunk counts as present only if it
-        // matches its signed digest, so a torn write is simply fetched again.
-        let mut buf = Vec::new();
-        for (i, slot) in have.iter_mut().enumerate() {
-            let (off, len) = chunk::range(size, chunk::CHUNK_SIZE, i as u64);
-            if off + len > on_disk {
-                break;
-            }
-            buf.clear();
-            file.seek(SeekFrom::Start(off)).map_err(io(&path))?;
-            (&mut file)
-                .take(len)
-                .read_to_end(&mut buf)
-                .map_err(io(&path))?;
-            *slot = chunk::digest_at(digests, i as u64) == Some(sha256(&buf));
-        }
-        Ok(Partial {
-            id,
-            size,
-            digests: digests.to_vec(),
-            have,
-            file,
-            path,
-        })
-    }
 }
 
 /// Reads at most `size + 1` bytes of `from` (writing them to `to` if given) and returns
@@ -374,121 +338,6 @@ impl Drop for Staged {
     }
 }
 
-/// A download in progress.
-#[derive(Debug)]
-pub struct Partial {
-    id: ContentId,
-    size: u64,
-    digests: Vec<u8>,
-    have: Vec<bool>,
-    file: File,
-    path: PathBuf,
-}
-
-impl Partial {
-    /// The blob being downloaded.
-    pub fn id(&self) -> ContentId {
-        self.id
-    }
-
-    /// Total size.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Indices of chunks still missing.
-    pub fn missing(&self) -> Vec<u64> {
-        (0..self.have.len() as u64)
-            .filter(|i| !self.have[*i as usize])
-            .collect()
-    }
-
-    /// Bytes already verified and written.
-    pub fn done_bytes(&self) -> u64 {
-        (0..self.have.len() as u64)
-            .filter(|i| self.have[*i as usize])
-            .map(|i| chunk::range(self.size, chunk::CHUNK_SIZE, i).1)
-            .sum()
-    }
-
-    /// Whether chunk `index` is already verified and written.
-    pub fn has_chunk(&self, index: u64) -> bool {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.have.get(i).copied())
-            .unwrap_or(false)
-    }
-
-    /// Whether every chunk is present.
-    pub fn is_complete(&self) -> bool {
-        self.have.iter().all(|h| *h)
-    }
-
-    /// Verifies chunk `index` against its digest, then writes it.
-    pub fn write_chunk(&mut self, index: u64, bytes: &[u8]) -> Result<(), BlobError> {
-        let (off, len) = chunk::range(self.size, chunk::CHUNK_SIZE, index);
-        let slot = usize::try_from(index)
-            .ok()
-            .filter(|i| *i < self.have.len())
-            .ok_or(BlobError::OutOfRange {
-                content: self.id,
-                index,
-            })?;
-        if bytes.len() as u64 != len
-            || chunk::digest_at(&self.digests, index) != Some(sha256(bytes))
-        {
-            return Err(BlobError::BadChunk {
-                content: self.id,
-                index,
-            });
-        }
-        self.file
-            .seek(SeekFrom::Start(off))
-            .map_err(io(&self.path))?;
-        self.file.write_all(bytes).map_err(io(&self.path))?;
-        self.have[slot] = true;
-        Ok(())
-    }
-
-    /// Checks the whole blob against its id, fsyncs it and makes it a served blob.
-    pub fn finish(self, store: &BlobStore) -> Result<ContentId, BlobError> {
-        if !self.is_complete() {
-            return Err(BlobError::Mismatch(self.id));
-        }
-        let Partial {
-            id,
-            file,
-            path,
-            size,
-            digests,
-            ..
-        } = self;
-        file.set_len(size).map_err(io(&path))?;
-        file.sync_all().map_err(io(&path))?;
-        drop(file);
-        // Chunks were verified one by one; hashing the whole file again also catches
-        // a release whose chunk list contradicts its content id.
-        let mut f = File::open(&path).map_err(io(&path))?;
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(io(&path))?;
-            if n == 0 {
-                break;
-            }
-            sha2::Digest::update(&mut hasher, &buf[..n]);
-        }
-        let digest: [u8; 32] = sha2::Digest::finalize(hasher).into();
-        if digest != *id.digest() {
-            let _ = fs::remove_file(&path);
-            return Err(BlobError::Mismatch(id));
-        }
-        store.write_chunk_index(&id, &digests)?;
-        store.install(&path, &id)?;
-        Ok(id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,7 +370,7 @@ mod tests {
         let b = blob((2 << 20) + 5);
         let id = ContentId::of(&b);
         let d = chunk::digests(&b, chunk::CHUNK_SIZE);
-        let mut p = s.begin(id, b.len() as u64, &d).unwrap();
+        let p = s.begin(id, b.len() as u64, &d).unwrap();
         assert_eq!(p.missing(), vec![0, 1, 2]);
         // A corrupt chunk is refused and changes nothing.
         let mut bad = b[..1 << 20].to_vec();
@@ -535,7 +384,7 @@ mod tests {
         assert!(!s.has(&id), "a partial blob is never visible");
         drop(p);
         // Resume: the two written chunks are found again by hashing.
-        let mut p = s.begin(id, b.len() as u64, &d).unwrap();
+        let p = s.begin(id, b.len() as u64, &d).unwrap();
         assert_eq!(p.missing(), vec![1]);
         p.write_chunk(1, &b[1 << 20..2 << 20]).unwrap();
         assert_eq!(p.finish(&s).unwrap(), id);

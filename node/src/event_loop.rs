@@ -94,6 +94,8 @@ pub struct EventLoop {
     next_budget_check: std::time::Instant,
     /// Chunk requests of peers being answered.
     serving: serve::Serving,
+    /// Chunks being checked and written off the loop.
+    writes: fetch::Writes,
 }
 
 /// What the loop needs to start.
@@ -166,6 +168,7 @@ impl EventLoop {
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
             serving: serve::Serving::new(cfg.max_upload_rate),
+            writes: Default::default(),
         };
         let op = swarm::operator_topic(&network);
         if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {
@@ -250,6 +253,7 @@ impl EventLoop {
                 Some((id, ok)) = self.pinned.done_rx.recv() => self.on_pin_done(id, ok),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
                 Some(served) = self.serving.rx.recv() => self.on_served(served),
+                Some(written) = self.writes.rx.recv() => self.on_written(written),
             }
         }
         tracing::info!(target: "ferry::node", "event loop stopped");

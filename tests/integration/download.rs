@@ -29,13 +29,17 @@ fn transfer(node: &Node) -> Value {
     node.ferry_json(&["node", "status"])["transfer"].clone()
 }
 
-fn download_of(node: &Node, cid: &str) -> Value {
+fn try_download_of(node: &Node, cid: &str) -> Option<Value> {
     transfer(node)["downloads"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|d| d["cid"] == cid)
         .cloned()
+}
+
+fn download_of(node: &Node, cid: &str) -> Value {
+    try_download_of(node, cid)
         .unwrap_or_else(|| panic!("no download of {cid} in {}'s status", node.dir.display()))
 }
 
@@ -361,7 +365,21 @@ fn a_provider_killed_halfway_leaves_the_rest_to_the_other() {
 
     let out = net.path("app.wasm");
     let mut client = spawn_fetch(&c, &net, "two:app", &out);
-    let at = wait_halfway(&c, &cid);
+    let from = |d: &Value, id: &str| d["providers"][id]["chunks"].as_u64().unwrap_or(0);
+    // Kill A once both have served part of it and much is left.
+    let mut at = 0;
+    wait_until(SLOW_TRANSFER, "both providers to serve C", || {
+        let Some(d) = try_download_of(&c, &cid) else {
+            return false;
+        };
+        let (got, chunks) = (num(&d, "received_chunks"), num(&d, "chunks"));
+        assert!(
+            got < chunks * 3 / 4,
+            "the download got too far before both providers served: {d}"
+        );
+        at = num(&d, "received_bytes");
+        from(&d, &a_id) > 0 && from(&d, &b_id) > 0
+    });
     a.kill();
     let status = client.wait().expect("waiting for the client");
     assert!(
@@ -371,10 +389,9 @@ fn a_provider_killed_halfway_leaves_the_rest_to_the_other() {
     assert_eq!(sha256_file(&out), sha256_hex(&bytes), "verified output");
     let d = download_of(&c, &cid);
     println!("A killed at {at} bytes; download: {d}");
-    let from = |id: &str| d["providers"][id]["chunks"].as_u64().unwrap_or(0);
-    assert!(from(&a_id) > 0, "A served part of it before it died: {d}");
-    assert!(from(&b_id) > 0, "B served the rest: {d}");
-    assert_eq!(from(&a_id) + from(&b_id), num(&d, "chunks"), "{d}");
+    let (by_a, by_b) = (from(&d, &a_id), from(&d, &b_id));
+    assert!(by_a > 0 && by_b > 0, "both served: {d}");
+    assert_eq!(by_a + by_b, num(&d, "chunks"), "{d}");
     assert_eq!(num(&d, "duplicate_chunks"), 0);
     assert_eq!(d["state"], "complete");
     assert_eq!(cid_of(&bytes), cid);

@@ -12,15 +12,19 @@ use std::time::{Duration, Instant};
 
 use ferry_protocol::wire::{BlobRequest, BlobResponse};
 use ferry_protocol::{ContentId, chunk};
+
 use libp2p::request_response::{Event, Message};
 use libp2p::{PeerId, kad};
 use tokio::sync::oneshot;
 
 use super::EventLoop;
-use crate::blob_store::{BlobError, Partial};
+use crate::blob_store::Partial;
 use crate::command::FetchError;
 use crate::index::ReleaseEntry;
 use crate::swarm;
+
+mod chunk_io;
+pub(super) use chunk_io::Writes;
 
 /// Chunk requests outstanding per provider.
 const PER_PEER_WINDOW: usize = 4;
@@ -270,79 +274,6 @@ impl EventLoop {
                 }
             }
             _ => {}
-        }
-    }
-
-    fn on_chunk(&mut self, id: ContentId, peer: PeerId, index: u64, resp: Option<BlobResponse>) {
-        let Some(d) = self.downloads.get_mut(&id) else {
-            return;
-        };
-        d.in_flight = d.in_flight.saturating_sub(1);
-        if let Some(p) = d.providers.get_mut(&peer) {
-            p.in_flight = p.in_flight.saturating_sub(1);
-        }
-        let mut penalize = false;
-        let shared = self.shared.clone();
-        let transfer = &shared.transfer;
-        let who = peer.to_string();
-        match resp {
-            Some(BlobResponse::Chunk(bytes)) => {
-                let held = d.partial.has_chunk(index);
-                match d.partial.write_chunk(index, &bytes) {
-                    Ok(()) => {
-                        transfer.chunk_received(&id, &who, bytes.len() as u64, held);
-                        d.last_progress = Instant::now();
-                        self.shared
-                            .set_progress(id, d.partial.done_bytes(), d.entry.size);
-                    }
-                    Err(BlobError::BadChunk { .. }) | Err(BlobError::OutOfRange { .. }) => {
-                        tracing::warn!(target: "ferry::fetch", %peer, %id, index, "peer sent a chunk that does not match its digest: dropping it");
-                        transfer.bad_chunk(&id, &who);
-                        transfer.provider_dropped(
-                            &id,
-                            &who,
-                            "sent a chunk that does not match its digest",
-                        );
-                        d.providers.remove(&peer);
-                        d.excluded.insert(peer);
-                        d.queue.push_front(index);
-                        penalize = true;
-                    }
-                    Err(e) => {
-                        self.fail_download(id, e.into());
-                        return;
-                    }
-                }
-            }
-            Some(BlobResponse::NotFound) => {
-                transfer.provider_dropped(&id, &who, "does not hold the blob");
-                d.providers.remove(&peer);
-                d.excluded.insert(peer);
-                d.queue.push_front(index);
-            }
-            None => {
-                transfer.request_failed(&id, &who);
-                if let Some(p) = d.providers.get_mut(&peer) {
-                    p.failures += 1;
-                    if p.failures >= MAX_FAILURES {
-                        transfer.provider_dropped(&id, &who, "requests kept failing");
-                        d.providers.remove(&peer);
-                    }
-                }
-                d.queue.push_front(index);
-            }
-        }
-        if penalize {
-            self.penalize(&peer);
-        }
-        let complete = self
-            .downloads
-            .get(&id)
-            .is_some_and(|d| d.partial.is_complete());
-        if complete {
-            self.finish_download(id);
-        } else {
-            self.schedule(id);
         }
     }
 
