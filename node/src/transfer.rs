@@ -87,8 +87,13 @@ pub struct DownloadStats {
     pub duplicate_chunks: u64,
     /// Chunks refused because they did not match their digest.
     pub bad_chunks: u64,
+    /// Milliseconds from the start of the latest attempt to its latest verified chunk:
+    /// the transfer alone, without the final whole-blob check.
+    pub transfer_ms: u64,
     /// Per provider (peer id).
     pub providers: BTreeMap<String, ProviderStats>,
+    #[serde(skip)]
+    started: Option<std::time::Instant>,
 }
 
 /// A snapshot of the node-wide counters.
@@ -171,7 +176,9 @@ impl Transfer {
                     received_bytes: 0,
                     duplicate_chunks: 0,
                     bad_chunks: 0,
+                    transfer_ms: 0,
                     providers: BTreeMap::new(),
+                    started: None,
                 },
             );
         }
@@ -181,6 +188,8 @@ impl Transfer {
             s.attempts += 1;
             s.resumed_chunks = resumed_chunks;
             s.resumed_bytes = resumed_bytes;
+            s.started = Some(std::time::Instant::now());
+            s.transfer_ms = 0;
         }
     }
 
@@ -201,6 +210,9 @@ impl Transfer {
         self.with(id, |s| {
             s.received_chunks += 1;
             s.received_bytes += len;
+            if let Some(t) = s.started {
+                s.transfer_ms = t.elapsed().as_millis() as u64;
+            }
             if duplicate {
                 s.duplicate_chunks += 1;
             }
