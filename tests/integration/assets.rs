@@ -238,16 +238,18 @@ fn signed_release(
     let summary = ferry_protocol::component::check(component)
         .expect("a valid component")
         .summary;
-    let mut attachments = ferry_protocol::record::Attachments::default();
-    attachments.assets = Some(AssetsRef {
-        tree: Attachment {
-            content: ContentId::of(tree),
-            size: tree.len() as u64,
-            chunks: ByteBuf::from(chunk::digests(tree, chunk::CHUNK_SIZE)),
-        },
-        files,
-        bytes,
-    });
+    let attachments = ferry_protocol::record::Attachments {
+        assets: Some(AssetsRef {
+            tree: Attachment {
+                content: ContentId::of(tree),
+                size: tree.len() as u64,
+                chunks: ByteBuf::from(chunk::digests(tree, chunk::CHUNK_SIZE)),
+            },
+            files,
+            bytes,
+        }),
+        ..Default::default()
+    };
     SignedRecord::sign(
         &key,
         Record {

@@ -29,7 +29,8 @@ fn normalized_relative_paths_pass() {
 
 #[test]
 fn each_escaping_or_ambiguous_path_has_its_rejection() {
-    let cases: [(&str, fn(String) -> AssetError); 10] = [
+    type Refusal = fn(String) -> AssetError;
+    let cases: [(&str, Refusal); 10] = [
         ("/etc/passwd", AssetError::Absolute),
         ("../x", AssetError::ParentDir),
         ("a/../../x", AssetError::ParentDir),
