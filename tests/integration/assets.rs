@@ -137,6 +137,24 @@ fn an_assets_tree_round_trips_byte_for_byte() {
     // The human form of info names the assets too.
     let text = String::from_utf8_lossy(&c.ferry(&["info", "web:site"]).stdout).into_owned();
     assert!(text.contains("assets: 7 files"), "{text}");
+
+    // C now serves them: with the publisher gone, a third node gets everything from C.
+    let c_addr = c.tcp_addr();
+    drop(a);
+    let mut d = Node::join(net.path("d"), &c.network);
+    d.start(&[c_addr]);
+    wait_until(DEADLINE, "D to learn web:site", || {
+        d.ferry(&["info", "web:site"]).status.success()
+    });
+    let out_d = net.path("out-d");
+    d.ferry_json(&[
+        "fetch",
+        "web:site",
+        "--with-assets",
+        "-o",
+        &out_d.display().to_string(),
+    ]);
+    assert_eq!(snapshot(&out_d, "site-1.0.0.wasm"), want, "the same tree from C");
 }
 
 #[test]
