@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod assets;
+mod blob;
 mod client;
 mod cmd;
 mod output;

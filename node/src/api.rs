@@ -20,6 +20,7 @@ use crate::index::IndexError;
 use crate::mirror::Mirrors;
 use crate::node::Shared;
 
+mod assets;
 mod fetch;
 mod mirrors;
 mod pins;
@@ -148,6 +149,7 @@ fn router(shared: Arc<Shared>, node: NodeHandle, mirrors: Arc<Mirrors>) -> Route
     let body_limit = usize::try_from(MAX_PACKAGE_BYTES).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/status", get(read::status))
+        .route("/metrics", get(read::metrics))
         .route("/v1/key", get(read::key))
         .route("/v1/packages/{name}", get(mirrors::info))
         .route("/v1/search", get(mirrors::search))
@@ -157,6 +159,7 @@ fn router(shared: Arc<Shared>, node: NodeHandle, mirrors: Arc<Mirrors>) -> Route
         .route("/v1/verify", post(read::verify))
         .route("/v1/content/{cid}", get(mirrors::content))
         .route("/v1/attachment", post(fetch::attachment))
+        .route("/v1/assets", post(assets::fetch))
         .route("/v1/fetch", post(mirrors::fetch))
         .route("/v1/progress/{cid}", get(mirrors::progress))
         .route("/v1/blobs/{cid}", get(fetch::blob))

@@ -41,6 +41,9 @@ pub struct Draft {
     pub summary: ferry_protocol::component::Summary,
     /// Attached files (already stored as blobs) and source reference.
     pub attachments: ferry_protocol::record::Attachments,
+    /// Other stored blobs the release needs, to announce as provided (the files of its
+    /// assets tree).
+    pub extra_blobs: Vec<ContentId>,
 }
 
 /// Why a write (publish, namespace definition) failed.
@@ -225,6 +228,12 @@ pub enum Command {
         /// Blobs newly stored.
         blobs: Vec<ContentId>,
     },
+    /// The files of a checked assets tree of this network's release: named (served
+    /// and provided) from now on.
+    NameAssets {
+        /// The files' blobs.
+        files: Vec<ContentId>,
+    },
     /// Connected peers.
     Peers {
         /// Reply.
@@ -394,6 +403,11 @@ impl NodeHandle {
     pub async fn imported(&self, effects: Vec<crate::index::Effect>, blobs: Vec<ContentId>) {
         // If the loop has stopped there is nobody left to tell.
         let _ = self.tx.send(Command::Imported { effects, blobs }).await;
+    }
+
+    /// Tells the loop that the files of a checked assets tree may be served.
+    pub async fn name_assets(&self, files: Vec<ContentId>) {
+        let _ = self.tx.send(Command::NameAssets { files }).await;
     }
 
     /// Connected peers.

@@ -24,12 +24,14 @@ use crate::index::{Applied, Effect, Index, IngestError};
 use crate::node::{Shared, now_ms};
 use crate::swarm::{self, Behaviour, BehaviourEvent, DialPolicy};
 
+mod assets;
 mod fetch;
 pub use fetch::DEFAULT_STALL_TIMEOUT;
 mod gc;
 mod pins;
 pub use pins::{MAX_PIN_FETCHES, MAX_PIN_QUEUE};
 mod publish;
+mod serve;
 mod sync;
 
 use fetch::Download;
@@ -90,6 +92,10 @@ pub struct EventLoop {
     gc_due: bool,
     /// When a node with a disk budget next checks its store even if nothing was stored.
     next_budget_check: std::time::Instant,
+    /// Chunk requests of peers being answered.
+    serving: serve::Serving,
+    /// Chunks being checked and written off the loop.
+    writes: fetch::Writes,
 }
 
 /// What the loop needs to start.
@@ -113,6 +119,8 @@ pub struct LoopConfig {
     /// The node's mirrors, which share its blob store: what they hold is never
     /// collected here. `None` in a mirror's own loop.
     pub mirrors: Option<Arc<crate::mirror::Mirrors>>,
+    /// Most bytes per second served to peers (`None`: no limit).
+    pub max_upload_rate: Option<u64>,
 }
 
 impl EventLoop {
@@ -159,6 +167,8 @@ impl EventLoop {
             named,
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
+            serving: serve::Serving::new(cfg.max_upload_rate),
+            writes: Default::default(),
         };
         let op = swarm::operator_topic(&network);
         if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {
@@ -168,6 +178,7 @@ impl EventLoop {
         for addr in this.bootstrap.clone() {
             this.dial(addr);
         }
+        this.name_stored_assets();
         for id in this.blobs.list() {
             // A tombstone may have been applied while the blob was being written.
             if this.deletion_reason(&id).is_some() {
@@ -241,6 +252,8 @@ impl EventLoop {
                 }
                 Some((id, ok)) = self.pinned.done_rx.recv() => self.on_pin_done(id, ok),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
+                Some(served) = self.serving.rx.recv() => self.on_served(served),
+                Some(written) = self.writes.rx.recv() => self.on_written(written),
             }
         }
         tracing::info!(target: "ferry::node", "event loop stopped");
@@ -294,6 +307,7 @@ impl EventLoop {
                     }
                 }
             }
+            Command::NameAssets { files } => self.name_assets(files),
             Command::Peers { reply } => {
                 let _ = reply.send(
                     self.connected

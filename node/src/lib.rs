@@ -14,6 +14,7 @@ pub mod mirror;
 pub mod node;
 pub mod snapshot;
 pub mod swarm;
+pub mod transfer;
 
 /// The libp2p version this node speaks, for tests and simulations that drive a swarm.
 pub use libp2p;

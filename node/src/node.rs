@@ -85,6 +85,8 @@ pub struct NodeConfig {
     /// Bytes the blob store may take before the node collects garbage and evicts
     /// least-recently-used cache entries on its own; `None` for no limit.
     pub disk_budget: Option<u64>,
+    /// Most bytes per second served to peers (`None`: no limit).
+    pub max_upload_rate: Option<u64>,
 }
 
 impl NodeConfig {
@@ -102,6 +104,7 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
             disk_budget: None,
+            max_upload_rate: None,
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Shared {
     pub api_url: String,
     /// The publisher key's public half.
     pub publisher: ferry_protocol::PublicKey,
+    /// Blob bytes and chunks moved, cache hits, per-download figures.
+    pub transfer: crate::transfer::Transfer,
     progress: Mutex<HashMap<ContentId, (u64, u64)>>,
     releases_applied: AtomicU64,
     /// Blobs the API is reading right now, with how many readers each: garbage
@@ -169,6 +174,7 @@ impl Shared {
             peer_id,
             api_url,
             publisher,
+            transfer: Default::default(),
             progress: Mutex::new(HashMap::new()),
             releases_applied: AtomicU64::new(0),
             serving: Mutex::new(HashMap::new()),
@@ -396,6 +402,7 @@ pub async fn run(
         listen: cfg.listen.clone(),
         policy,
         fetch_timeout: cfg.fetch_timeout,
+        max_upload_rate: cfg.max_upload_rate,
     });
     let api_task = tokio::spawn(api::serve(
         listener,
@@ -415,6 +422,7 @@ pub async fn run(
         fetch_timeout: cfg.fetch_timeout,
         disk_budget: cfg.disk_budget,
         mirrors: Some(mirrors.clone()),
+        max_upload_rate: cfg.max_upload_rate,
     });
     event_loop.run(shutdown).await;
     mirrors.shutdown().await;

@@ -139,6 +139,14 @@ fn contents(r: &Value, out: &mut String) {
             ));
         }
     }
+    if let Some(x) = at.get("assets").filter(|x| !x.is_null()) {
+        out.push_str(&format!(
+            "\n      assets: {} files, {} (tree {})",
+            x["files"],
+            human_size(x["bytes"].as_u64().unwrap_or(0)),
+            s(&x["cid"])
+        ));
+    }
     if let Some(repo) = at["repository"].as_str() {
         out.push_str(&format!(
             "\n      source: {repo}{}",

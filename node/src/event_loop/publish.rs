@@ -103,10 +103,17 @@ impl EventLoop {
             self.announce(topic.clone(), rec);
         }
         self.provide(&d.content);
-        let attached: Vec<_> = d.attachments.blobs().map(|(_, a)| a.content).collect();
+        let attached: Vec<_> = d
+            .attachments
+            .blobs()
+            .map(|(_, a)| a.content)
+            .chain(d.extra_blobs.iter().copied())
+            .collect();
         for id in &attached {
             self.provide(id);
         }
+        // The files of its assets tree are named through the tree.
+        self.named.extend(d.extra_blobs.iter().copied());
         // Published here: kept whatever the pins say, until the operator deletes it.
         let mut own = attached;
         own.push(d.content);

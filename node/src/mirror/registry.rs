@@ -41,6 +41,8 @@ pub struct MirrorsContext {
     pub policy: DialPolicy,
     /// How long a download may make no progress.
     pub fetch_timeout: Duration,
+    /// Most bytes per second each mirror serves to its network's peers.
+    pub max_upload_rate: Option<u64>,
 }
 
 /// A running mirror: its state and the handle to its event loop.
@@ -147,6 +149,7 @@ fn start(ctx: &MirrorsContext, config: MirrorConfig) -> Result<Running, MirrorEr
         bootstrap,
         policy: ctx.policy,
         fetch_timeout: ctx.fetch_timeout,
+        max_upload_rate: ctx.max_upload_rate,
         // The node's own loop collects garbage for the shared store, holding what
         // every mirror needs.
         disk_budget: None,
