@@ -154,7 +154,11 @@ fn an_assets_tree_round_trips_byte_for_byte() {
         "-o",
         &out_d.display().to_string(),
     ]);
-    assert_eq!(snapshot(&out_d, "site-1.0.0.wasm"), want, "the same tree from C");
+    assert_eq!(
+        snapshot(&out_d, "site-1.0.0.wasm"),
+        want,
+        "the same tree from C"
+    );
 }
 
 #[test]
