@@ -9,15 +9,23 @@
 //! * `wit`: `ferry wit fetch` (built packages, and the corpus's WASI) and `ferry new`.
 //! * `pins`: seven nodes with different pins converge on exactly their blobs; gc beside a
 //!   running download.
+//! * `mirror`: snapshots carried to an offline node, and live filtered mirrors.
+//! * `download`: the cache, a killed client, a killed node, a killed provider and a
+//!   lying provider, all checked against the transfer counters.
+//! * `assets`: assets trees round-trip; links and hostile trees are refused.
 
 mod integration {
     pub mod adversary;
+    pub mod assets;
     pub mod corpus;
     pub mod crash;
     pub mod discovery;
+    pub mod download;
     pub mod e2e;
     pub mod fresh;
     pub mod lock;
+    pub mod lying_peer;
+    pub mod mirror;
     pub mod pins;
     pub mod support;
     pub mod trust;

@@ -8,6 +8,7 @@ pub mod init;
 pub mod install;
 pub mod key;
 pub mod lock;
+pub mod mirror;
 pub mod namespace;
 pub mod new;
 pub mod node;

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod assets;
+mod blob;
 mod client;
 mod cmd;
 mod output;
@@ -76,6 +78,10 @@ enum Command {
     /// Manage operator keys (operator keys only).
     #[command(subcommand)]
     Operator(cmd::trust::OperatorCommand),
+    /// Snapshots of a filtered subset of the network: export to a directory, import
+    /// on a node without network.
+    #[command(subcommand)]
+    Mirror(cmd::mirror::MirrorCommand),
     /// Resolve an equivocation in a package log.
     #[command(subcommand)]
     Fork(cmd::trust::ForkCommand),
@@ -173,6 +179,7 @@ fn main() -> ExitCode {
             Command::Pin(c) => cmd::pin::run(&global, c).await,
             Command::Gc(a) => cmd::gc::run(&global, a).await,
             Command::Cache(c) => cmd::gc::cache(&global, c).await,
+            Command::Mirror(c) => cmd::mirror::run(&global, c).await,
         }
     });
     match res {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ferry_protocol::component::MAX_PACKAGE_BYTES;
 use serde_json::json;
@@ -17,11 +17,15 @@ use tokio::sync::watch;
 
 use crate::command::{FetchError, NodeHandle, WriteError};
 use crate::index::IndexError;
+use crate::mirror::Mirrors;
 use crate::node::Shared;
 
+mod assets;
 mod fetch;
+mod mirrors;
 mod pins;
 mod read;
+mod snapshot;
 mod view;
 mod write;
 
@@ -31,6 +35,7 @@ pub use view::{ReleaseView, VersionViewWithName};
 struct AppState {
     shared: Arc<Shared>,
     node: NodeHandle,
+    mirrors: Arc<Mirrors>,
 }
 
 /// An API error: a status and a one-line message.
@@ -126,9 +131,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     node: NodeHandle,
+    mirrors: Arc<Mirrors>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let app = router(shared, node);
+    let app = router(shared, node, mirrors);
     let res = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -139,21 +145,23 @@ pub async fn serve(
     }
 }
 
-fn router(shared: Arc<Shared>, node: NodeHandle) -> Router {
+fn router(shared: Arc<Shared>, node: NodeHandle, mirrors: Arc<Mirrors>) -> Router {
     let body_limit = usize::try_from(MAX_PACKAGE_BYTES).unwrap_or(usize::MAX);
     Router::new()
         .route("/v1/status", get(read::status))
+        .route("/metrics", get(read::metrics))
         .route("/v1/key", get(read::key))
-        .route("/v1/packages/{name}", get(read::info))
-        .route("/v1/search", get(read::search))
-        .route("/v1/resolve", get(read::resolve))
+        .route("/v1/packages/{name}", get(mirrors::info))
+        .route("/v1/search", get(mirrors::search))
+        .route("/v1/resolve", get(mirrors::resolve))
         .route("/v1/records/{id}", get(read::record))
         .route("/v1/heads", get(read::heads))
         .route("/v1/verify", post(read::verify))
-        .route("/v1/content/{cid}", get(read::content))
+        .route("/v1/content/{cid}", get(mirrors::content))
         .route("/v1/attachment", post(fetch::attachment))
-        .route("/v1/fetch", post(fetch::fetch))
-        .route("/v1/progress/{cid}", get(fetch::progress))
+        .route("/v1/assets", post(assets::fetch))
+        .route("/v1/fetch", post(mirrors::fetch))
+        .route("/v1/progress/{cid}", get(mirrors::progress))
         .route("/v1/blobs/{cid}", get(fetch::blob))
         .route("/v1/blobs", post(write::upload_blob))
         .route("/v1/publish", post(write::publish))
@@ -166,6 +174,14 @@ fn router(shared: Arc<Shared>, node: NodeHandle) -> Router {
         )
         .route("/v1/gc", post(pins::gc))
         .route("/v1/cache", get(pins::cache).delete(pins::clear_cache))
+        .route("/v1/mirrors", get(mirrors::list).post(mirrors::add))
+        .route("/v1/mirrors/{network}", delete(mirrors::remove))
+        .route("/v1/snapshot/export", post(snapshot::export))
+        .route("/v1/snapshot/import", post(snapshot::import))
         .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(AppState { shared, node })
+        .with_state(AppState {
+            shared,
+            node,
+            mirrors,
+        })
 }

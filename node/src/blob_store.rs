@@ -6,14 +6,25 @@
 //! chunk is checked against the digest the signed release lists before it is written,
 //! and a restarted download re-hashes the partial file to find the chunks it already
 //! has, so at most the chunk that was being written is fetched again.
+//!
+//! Stored bytes are checked again whenever they leave the store
+//! ([`BlobStore::verify`], [`BlobStore::read_verified_chunk`]): every blob has its
+//! chunk digests beside it in `blobs/chunks/<cid>`, each chunk served is hashed against
+//! its digest first, and a blob whose bytes no longer match (a disk error, a hand edit)
+//! is moved to `blobs/quarantine/` and never served again.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ferry_protocol::chunk;
-use ferry_protocol::content_id::{ContentId, sha256};
+use ferry_protocol::content_id::ContentId;
+
+mod partial;
+mod verify;
+
+pub use partial::{ChunkWriter, Partial};
 
 /// Errors of the blob store.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +56,22 @@ pub enum BlobError {
         /// Chunk index.
         index: u64,
     },
+    /// A file is not the size its release announces.
+    #[error("blob {content}: file is {} than the {expected} bytes its release announces", if *larger { "larger" } else { "smaller" })]
+    WrongSize {
+        /// Blob.
+        content: ContentId,
+        /// Size the release announces.
+        expected: u64,
+        /// Whether the file is larger (else smaller).
+        larger: bool,
+    },
     /// No complete blob with that id.
     #[error("blob {0} is not stored here")]
     NotFound(ContentId),
+    /// A stored blob's bytes no longer match its id.
+    #[error("stored blob {0} no longer matches its content id (disk corruption?)")]
+    Corrupt(ContentId),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BlobError + '_ {
@@ -68,7 +92,13 @@ impl BlobStore {
     /// Opens the store, creating its folders and clearing leftovers of interrupted writes.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        for d in [root.clone(), root.join("partial"), root.join("tmp")] {
+        for d in [
+            root.clone(),
+            root.join("partial"),
+            root.join("tmp"),
+            root.join("chunks"),
+            root.join("quarantine"),
+        ] {
             fs::create_dir_all(&d).map_err(io(&d))?;
         }
         // tmp/ only ever holds files between write and rename: anything there now is
@@ -125,6 +155,7 @@ impl BlobStore {
         f.write_all(bytes).map_err(io(&tmp))?;
         f.sync_all().map_err(io(&tmp))?;
         drop(f);
+        self.write_chunk_index(&id, &chunk::digests(bytes, chunk::CHUNK_SIZE))?;
         self.install(&tmp, &id)?;
         Ok(id)
     }
@@ -137,6 +168,41 @@ impl BlobStore {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// Copies the file at `src` into `tmp/` while hashing it, and keeps the copy only
+    /// if it is exactly `size` bytes whose id is `id`. The copy is not visible as a blob
+    /// until [`Self::install_staged`]; dropping the [`Staged`] removes it. At most
+    /// `size + 1` bytes are read, so a file larger than announced costs nothing more.
+    pub fn stage(&self, src: &Path, id: &ContentId, size: u64) -> Result<Staged, BlobError> {
+        let tmp = self.tmp_path();
+        let staged = Staged {
+            id: *id,
+            path: tmp.clone(),
+        };
+        let from = File::open(src).map_err(io(src))?;
+        let mut to = File::create(&tmp).map_err(io(&tmp))?;
+        let got = copy_hashed(from, Some((&mut to, &tmp)), src, size)?;
+        check_read(id, size, got)?;
+        to.sync_all().map_err(io(&tmp))?;
+        Ok(staged)
+    }
+
+    /// Checks, without copying, that the file at `src` is exactly `size` bytes whose id
+    /// is `id` (for a blob this store already holds: the file must still be right).
+    pub fn verify_file(src: &Path, id: &ContentId, size: u64) -> Result<(), BlobError> {
+        let from = File::open(src).map_err(io(src))?;
+        let got = copy_hashed(from, None, src, size)?;
+        check_read(id, size, got)
+    }
+
+    /// Makes a staged copy a served blob (idempotent if the blob appeared meanwhile).
+    pub fn install_staged(&self, staged: Staged) -> Result<(), BlobError> {
+        let id = staged.id;
+        if self.has(&id) {
+            return Ok(());
+        }
+        self.install(&staged.path, &id)
     }
 
     /// Reads `len` bytes at `offset` of a complete blob.
@@ -180,6 +246,7 @@ impl BlobStore {
     /// Removes a blob and any partial download of it.
     pub fn remove(&self, id: &ContentId) -> Result<bool, BlobError> {
         let _ = fs::remove_file(self.partial_path(id));
+        let _ = fs::remove_file(self.chunks_path(id));
         match fs::remove_file(self.final_path(id)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -207,149 +274,67 @@ impl BlobStore {
             .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect()
     }
-
-    /// Starts or resumes a download of `id`, whose chunks must match `digests`.
-    pub fn begin(&self, id: ContentId, size: u64, digests: &[u8]) -> Result<Partial, BlobError> {
-        let path = self.partial_path(&id);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io(&path))?;
-        let count = chunk::count(size, chunk::CHUNK_SIZE);
-        let on_disk = file.metadata().map_err(io(&path))?.len();
-        let mut have = vec![false; usize::try_from(count).unwrap_or(0)];
-        // Re-hash what a previous run left: a chunk counts as present only if it
-        // matches its signed digest, so a torn write is simply fetched again.
-        let mut buf = Vec::new();
-        for (i, slot) in have.iter_mut().enumerate() {
-            let (off, len) = chunk::range(size, chunk::CHUNK_SIZE, i as u64);
-            if off + len > on_disk {
-                break;
-            }
-            buf.clear();
-            file.seek(SeekFrom::Start(off)).map_err(io(&path))?;
-            (&mut file)
-                .take(len)
-                .read_to_end(&mut buf)
-                .map_err(io(&path))?;
-            *slot = chunk::digest_at(digests, i as u64) == Some(sha256(&buf));
-        }
-        Ok(Partial {
-            id,
-            size,
-            digests: digests.to_vec(),
-            have,
-            file,
-            path,
-        })
-    }
 }
 
-/// A download in progress.
-#[derive(Debug)]
-pub struct Partial {
-    id: ContentId,
+/// Reads at most `size + 1` bytes of `from` (writing them to `to` if given) and returns
+/// how many were read and their SHA-256.
+fn copy_hashed(
+    from: File,
+    mut to: Option<(&mut File, &Path)>,
+    src: &Path,
     size: u64,
-    digests: Vec<u8>,
-    have: Vec<bool>,
-    file: File,
+) -> Result<(u64, [u8; 32]), BlobError> {
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut limited = from.take(size.saturating_add(1));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n_total = 0u64;
+    loop {
+        let n = limited.read(&mut buf).map_err(io(src))?;
+        if n == 0 {
+            break;
+        }
+        n_total += n as u64;
+        sha2::Digest::update(&mut hasher, &buf[..n]);
+        if let Some((t, path)) = to.as_mut() {
+            t.write_all(&buf[..n]).map_err(io(path))?;
+        }
+    }
+    Ok((n_total, sha2::Digest::finalize(hasher).into()))
+}
+
+fn check_read(id: &ContentId, size: u64, (got, digest): (u64, [u8; 32])) -> Result<(), BlobError> {
+    if got != size {
+        return Err(BlobError::WrongSize {
+            content: *id,
+            expected: size,
+            larger: got > size,
+        });
+    }
+    if digest != *id.digest() {
+        return Err(BlobError::Mismatch(*id));
+    }
+    Ok(())
+}
+
+/// A verified copy of a blob waiting in `tmp/` to be installed; removed when dropped
+/// uninstalled.
+#[derive(Debug)]
+pub struct Staged {
+    id: ContentId,
     path: PathBuf,
 }
 
-impl Partial {
-    /// The blob being downloaded.
+impl Staged {
+    /// The blob.
     pub fn id(&self) -> ContentId {
         self.id
     }
+}
 
-    /// Total size.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
-
-    /// Indices of chunks still missing.
-    pub fn missing(&self) -> Vec<u64> {
-        (0..self.have.len() as u64)
-            .filter(|i| !self.have[*i as usize])
-            .collect()
-    }
-
-    /// Bytes already verified and written.
-    pub fn done_bytes(&self) -> u64 {
-        (0..self.have.len() as u64)
-            .filter(|i| self.have[*i as usize])
-            .map(|i| chunk::range(self.size, chunk::CHUNK_SIZE, i).1)
-            .sum()
-    }
-
-    /// Whether every chunk is present.
-    pub fn is_complete(&self) -> bool {
-        self.have.iter().all(|h| *h)
-    }
-
-    /// Verifies chunk `index` against its digest, then writes it.
-    pub fn write_chunk(&mut self, index: u64, bytes: &[u8]) -> Result<(), BlobError> {
-        let (off, len) = chunk::range(self.size, chunk::CHUNK_SIZE, index);
-        let slot = usize::try_from(index)
-            .ok()
-            .filter(|i| *i < self.have.len())
-            .ok_or(BlobError::OutOfRange {
-                content: self.id,
-                index,
-            })?;
-        if bytes.len() as u64 != len
-            || chunk::digest_at(&self.digests, index) != Some(sha256(bytes))
-        {
-            return Err(BlobError::BadChunk {
-                content: self.id,
-                index,
-            });
-        }
-        self.file
-            .seek(SeekFrom::Start(off))
-            .map_err(io(&self.path))?;
-        self.file.write_all(bytes).map_err(io(&self.path))?;
-        self.have[slot] = true;
-        Ok(())
-    }
-
-    /// Checks the whole blob against its id, fsyncs it and makes it a served blob.
-    pub fn finish(self, store: &BlobStore) -> Result<ContentId, BlobError> {
-        if !self.is_complete() {
-            return Err(BlobError::Mismatch(self.id));
-        }
-        let Partial {
-            id,
-            file,
-            path,
-            size,
-            ..
-        } = self;
-        file.set_len(size).map_err(io(&path))?;
-        file.sync_all().map_err(io(&path))?;
-        drop(file);
-        // Chunks were verified one by one; hashing the whole file again also catches
-        // a release whose chunk list contradicts its content id.
-        let mut f = File::open(&path).map_err(io(&path))?;
-        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(io(&path))?;
-            if n == 0 {
-                break;
-            }
-            sha2::Digest::update(&mut hasher, &buf[..n]);
-        }
-        let digest: [u8; 32] = sha2::Digest::finalize(hasher).into();
-        if digest != *id.digest() {
-            let _ = fs::remove_file(&path);
-            return Err(BlobError::Mismatch(id));
-        }
-        store.install(&path, &id)?;
-        Ok(id)
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // After install the file has been renamed away and this is a no-op.
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -385,7 +370,7 @@ mod tests {
         let b = blob((2 << 20) + 5);
         let id = ContentId::of(&b);
         let d = chunk::digests(&b, chunk::CHUNK_SIZE);
-        let mut p = s.begin(id, b.len() as u64, &d).unwrap();
+        let p = s.begin(id, b.len() as u64, &d).unwrap();
         assert_eq!(p.missing(), vec![0, 1, 2]);
         // A corrupt chunk is refused and changes nothing.
         let mut bad = b[..1 << 20].to_vec();
@@ -399,7 +384,7 @@ mod tests {
         assert!(!s.has(&id), "a partial blob is never visible");
         drop(p);
         // Resume: the two written chunks are found again by hashing.
-        let mut p = s.begin(id, b.len() as u64, &d).unwrap();
+        let p = s.begin(id, b.len() as u64, &d).unwrap();
         assert_eq!(p.missing(), vec![1]);
         p.write_chunk(1, &b[1 << 20..2 << 20]).unwrap();
         assert_eq!(p.finish(&s).unwrap(), id);

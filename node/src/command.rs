@@ -41,6 +41,9 @@ pub struct Draft {
     pub summary: ferry_protocol::component::Summary,
     /// Attached files (already stored as blobs) and source reference.
     pub attachments: ferry_protocol::record::Attachments,
+    /// Other stored blobs the release needs, to announce as provided (the files of its
+    /// assets tree).
+    pub extra_blobs: Vec<ContentId>,
 }
 
 /// Why a write (publish, namespace definition) failed.
@@ -217,6 +220,20 @@ pub enum Command {
         /// Reply once stored (or failed).
         reply: oneshot::Sender<Result<(), FetchError>>,
     },
+    /// Records and blobs arrived outside the network (a snapshot import): act on
+    /// what the records mean and provide the blobs.
+    Imported {
+        /// Effects of the new records, in order.
+        effects: Vec<crate::index::Effect>,
+        /// Blobs newly stored.
+        blobs: Vec<ContentId>,
+    },
+    /// The files of a checked assets tree of this network's release: named (served
+    /// and provided) from now on.
+    NameAssets {
+        /// The files' blobs.
+        files: Vec<ContentId>,
+    },
     /// Connected peers.
     Peers {
         /// Reply.
@@ -380,6 +397,17 @@ impl NodeHandle {
             .await
             .map_err(|_| GcError::Stopped)?;
         rx.await.map_err(|_| GcError::Stopped)?
+    }
+
+    /// Tells the loop about records and blobs stored by a snapshot import.
+    pub async fn imported(&self, effects: Vec<crate::index::Effect>, blobs: Vec<ContentId>) {
+        // If the loop has stopped there is nobody left to tell.
+        let _ = self.tx.send(Command::Imported { effects, blobs }).await;
+    }
+
+    /// Tells the loop that the files of a checked assets tree may be served.
+    pub async fn name_assets(&self, files: Vec<ContentId>) {
+        let _ = self.tx.send(Command::NameAssets { files }).await;
     }
 
     /// Connected peers.

@@ -169,6 +169,8 @@ impl EmbeddedNode {
             fetch_timeout: cfg.fetch_timeout,
             disk_budget: cfg.disk_budget,
             probe: cfg.probe,
+            mirrors: None,
+            max_upload_rate: None,
         });
         let task = tokio::spawn(event_loop.run(async {
             let _ = stopped.await;

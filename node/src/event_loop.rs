@@ -24,6 +24,7 @@ use crate::index::{Applied, Effect, Index, IngestError};
 use crate::node::{Shared, now_ms};
 use crate::swarm::{self, Behaviour, BehaviourEvent, DialPolicy};
 
+mod assets;
 mod fetch;
 pub use fetch::DEFAULT_STALL_TIMEOUT;
 mod gc;
@@ -32,6 +33,7 @@ pub use pins::{MAX_PIN_FETCHES, MAX_PIN_QUEUE};
 mod probe;
 pub use probe::{Probe, QueueDepths};
 mod publish;
+mod serve;
 mod sync;
 
 use fetch::Download;
@@ -90,12 +92,21 @@ pub struct EventLoop {
     pinned: pins::PinState,
     /// Bytes the blob store may take before the node collects on its own.
     disk_budget: Option<u64>,
+    /// The node's mirrors: blobs they hold are held here too.
+    mirrors: Option<Arc<crate::mirror::Mirrors>>,
+    /// Blobs this network's releases name: the only ones provided and served here (the
+    /// blob store may hold blobs of a mirrored network too).
+    named: HashSet<ContentId>,
     /// Something was stored since the last budget check.
     gc_due: bool,
     /// When a node with a disk budget next checks its store even if nothing was stored.
     next_budget_check: std::time::Instant,
     listeners: HashSet<libp2p::core::transport::ListenerId>,
     probe: Option<Arc<dyn Probe>>,
+    /// Chunk requests of peers being answered.
+    serving: serve::Serving,
+    /// Chunks being checked and written off the loop.
+    writes: fetch::Writes,
 }
 
 /// What the loop needs to start.
@@ -118,6 +129,11 @@ pub struct LoopConfig {
     pub disk_budget: Option<u64>,
     /// Who watches the loop (simulations); `None` for the daemon.
     pub probe: Option<Arc<dyn Probe>>,
+    /// The node's mirrors, which share its blob store: what they hold is never
+    /// collected here. `None` in a mirror's own loop.
+    pub mirrors: Option<Arc<crate::mirror::Mirrors>>,
+    /// Most bytes per second served to peers (`None`: no limit).
+    pub max_upload_rate: Option<u64>,
 }
 
 impl EventLoop {
@@ -129,6 +145,10 @@ impl EventLoop {
         let pins = cfg.shared.index.pins().unwrap_or_else(|e| {
             tracing::error!(target: "ferry::index", "reading pins: {e}");
             Pins::default()
+        });
+        let named = cfg.shared.index.named_blobs().unwrap_or_else(|e| {
+            tracing::error!(target: "ferry::index", "reading release blobs: {e}");
+            HashSet::new()
         });
         let mut this = Self {
             index: cfg.shared.index.clone(),
@@ -156,10 +176,14 @@ impl EventLoop {
             subscribed: BTreeSet::new(),
             pinned: pins::PinState::new(),
             disk_budget: cfg.disk_budget,
+            mirrors: cfg.mirrors,
+            named,
             gc_due: cfg.disk_budget.is_some(),
             next_budget_check: std::time::Instant::now(),
             listeners: HashSet::new(),
             probe: cfg.probe,
+            serving: serve::Serving::new(cfg.max_upload_rate),
+            writes: Default::default(),
         };
         let op = swarm::operator_topic(&network);
         if let Err(e) = this.swarm.behaviour_mut().gossipsub.subscribe(&op) {
@@ -169,12 +193,13 @@ impl EventLoop {
         for addr in this.bootstrap.clone() {
             this.dial(addr);
         }
+        this.name_stored_assets();
         for id in this.blobs.list() {
             // A tombstone may have been applied while the blob was being written.
             if this.deletion_reason(&id).is_some() {
                 this.deleted.insert(id);
                 this.forget_blob(&id);
-            } else {
+            } else if this.named.contains(&id) {
                 this.provide(&id);
             }
         }
@@ -243,6 +268,8 @@ impl EventLoop {
                 }
                 Some((id, ok)) = self.pinned.done_rx.recv() => self.on_pin_done(id, ok),
                 Some((id, res)) = self.finished_rx.recv() => self.on_finished(id, res),
+                Some(served) = self.serving.rx.recv() => self.on_served(served),
+                Some(written) = self.writes.rx.recv() => self.on_written(written),
             }
         }
         // Closing listeners explicitly frees their addresses at once: the memory
@@ -292,6 +319,17 @@ impl EventLoop {
             Command::ClearCache { reply } => {
                 let _ = reply.send(self.clear_cache());
             }
+            Command::Imported { effects, blobs } => {
+                for e in effects {
+                    self.on_effect(e);
+                }
+                for id in blobs {
+                    if self.named.contains(&id) && self.deletion_reason(&id).is_none() {
+                        self.provide(&id);
+                    }
+                }
+            }
+            Command::NameAssets { files } => self.name_assets(files),
             Command::Peers { reply } => {
                 let _ = reply.send(
                     self.connected
@@ -454,6 +492,7 @@ impl EventLoop {
             Effect::None => {}
             Effect::Namespace(_) => self.update_subscriptions(),
             Effect::Release(r) => {
+                self.named.extend(crate::index::blobs_of(&r));
                 self.shared.note_release(&r);
                 self.on_release_for_pins(&r);
                 self.probe_release(&r);

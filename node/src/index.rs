@@ -21,10 +21,14 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
+mod atomic;
 mod holds;
 mod ingest;
+mod named;
 mod search;
+pub use atomic::BatchError;
 pub use holds::{PinnedBlob, release_blobs};
+pub use named::blobs_of;
 pub use search::{InterfaceQuery, InterfaceQueryError, SearchHit, SearchQuery};
 
 /// Schema version of the tables below.

@@ -11,8 +11,11 @@ pub mod data_dir;
 pub mod embedded;
 pub mod event_loop;
 pub mod index;
+pub mod mirror;
 pub mod node;
+pub mod snapshot;
 pub mod swarm;
+pub mod transfer;
 
 /// The libp2p version this node speaks, for tests and simulations that drive a swarm.
 pub use libp2p;

@@ -85,6 +85,8 @@ pub struct NodeConfig {
     /// Bytes the blob store may take before the node collects garbage and evicts
     /// least-recently-used cache entries on its own; `None` for no limit.
     pub disk_budget: Option<u64>,
+    /// Most bytes per second served to peers (`None`: no limit).
+    pub max_upload_rate: Option<u64>,
 }
 
 impl NodeConfig {
@@ -102,6 +104,7 @@ impl NodeConfig {
             bootstrap: Vec::new(),
             fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
             disk_budget: None,
+            max_upload_rate: None,
         }
     }
 }
@@ -123,6 +126,8 @@ pub struct Shared {
     pub api_url: String,
     /// The publisher key's public half.
     pub publisher: ferry_protocol::PublicKey,
+    /// Blob bytes and chunks moved, cache hits, per-download figures.
+    pub transfer: crate::transfer::Transfer,
     progress: Mutex<HashMap<ContentId, (u64, u64)>>,
     releases_applied: AtomicU64,
     /// Blobs the API is reading right now, with how many readers each: garbage
@@ -169,6 +174,7 @@ impl Shared {
             peer_id,
             api_url,
             publisher,
+            transfer: Default::default(),
             progress: Mutex::new(HashMap::new()),
             releases_applied: AtomicU64::new(0),
             serving: Mutex::new(HashMap::new()),
@@ -399,7 +405,24 @@ pub async fn run(
     ));
     let (handle, commands) = NodeHandle::channel();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let api_task = tokio::spawn(api::serve(listener, shared.clone(), handle, stop_rx));
+    let mirrors = crate::mirror::Mirrors::start_all(crate::mirror::MirrorsContext {
+        dir: shared.data_dir.clone(),
+        blobs: shared.blobs.clone(),
+        key: key.clone(),
+        token: shared.token.clone(),
+        api_url: shared.api_url.clone(),
+        listen: cfg.listen.clone(),
+        policy,
+        fetch_timeout: cfg.fetch_timeout,
+        max_upload_rate: cfg.max_upload_rate,
+    });
+    let api_task = tokio::spawn(api::serve(
+        listener,
+        shared.clone(),
+        handle,
+        mirrors.clone(),
+        stop_rx,
+    ));
     tracing::info!(target: "ferry::node", network = %membership.network, peer = %shared.peer_id, api = %shared.api_url, "node starting");
     let event_loop = EventLoop::new(LoopConfig {
         swarm,
@@ -411,8 +434,11 @@ pub async fn run(
         fetch_timeout: cfg.fetch_timeout,
         disk_budget: cfg.disk_budget,
         probe: None,
+        mirrors: Some(mirrors.clone()),
+        max_upload_rate: cfg.max_upload_rate,
     });
     event_loop.run(shutdown).await;
+    mirrors.shutdown().await;
     let _ = stop_tx.send(true);
     let _ = api_task.await;
     // node.json describes a running node only.

@@ -18,6 +18,8 @@
 //! - **Validation** ([`log::apply_operator`], [`log::apply_package`]) is a pure function
 //!   from a log's state and a signed record to the next state or a typed
 //!   [`log::Rejection`]. Honest nodes that see the same records reach the same state.
+//! - **Assets** ([`assets::AssetTree`]): a directory tree published with a release, each
+//!   file a blob; the tree is a blob whose id the signed release carries.
 //! - **Component checks** ([`component::check`]) decide whether bytes are a valid
 //!   component or WIT package before anything is stored or announced.
 //!
@@ -28,6 +30,7 @@
 //! assert!(matches!("acme:router@^1.2".parse::<Spec>(), Ok(Spec::Package(..))));
 //! ```
 
+pub mod assets;
 pub mod chunk;
 pub mod component;
 pub mod content_id;

@@ -286,6 +286,9 @@ pub struct Attachments {
     /// Where the source lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceRef>,
+    /// A directory tree of static files ([`crate::assets`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assets: Option<AssetsRef>,
 }
 
 impl Attachments {
@@ -294,15 +297,17 @@ impl Attachments {
         *self == Attachments::default()
     }
 
-    /// The attached blobs, with a name for each.
+    /// The attached blobs, with a name for each (the assets tree is `assets`; the
+    /// files it lists are not attachments of their own).
     pub fn blobs(&self) -> impl Iterator<Item = (&'static str, &Attachment)> {
         [
-            ("readme", &self.readme),
-            ("license-text", &self.license_text),
-            ("source-archive", &self.source_archive),
+            ("readme", self.readme.as_ref()),
+            ("license-text", self.license_text.as_ref()),
+            ("source-archive", self.source_archive.as_ref()),
+            ("assets", self.assets.as_ref().map(|a| &a.tree)),
         ]
         .into_iter()
-        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+        .filter_map(|(n, a)| a.map(|a| (n, a)))
     }
 }
 
@@ -315,6 +320,19 @@ pub struct Attachment {
     pub size: u64,
     /// SHA-256 of every chunk ([`crate::chunk::CHUNK_SIZE`]), concatenated.
     pub chunks: ByteBuf,
+}
+
+/// The assets tree of a release: the tree blob, and the file count and total size it
+/// holds, so that `info` can show them without fetching the tree. A node that fetches
+/// the tree checks both numbers against it ([`crate::assets::AssetTree::check_against`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetsRef {
+    /// The CBOR tree ([`crate::assets::AssetTree`]).
+    pub tree: Attachment,
+    /// Number of files in the tree.
+    pub files: u64,
+    /// Total size of those files.
+    pub bytes: u64,
 }
 
 /// Where a release's source lives.

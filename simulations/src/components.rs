@@ -102,6 +102,7 @@ impl Built {
             license: Some("Apache-2.0".into()),
             summary: self.checked.summary.clone(),
             attachments: Attachments::default(),
+            extra_blobs: Vec::new(),
         }
     }
 }

@@ -3,15 +3,13 @@
 //! signed summary lies about its bytes. Needs the corpus (`FERRY_CORPUS`) for real HTTP
 //! proxies and the real `wasi:http@0.2.0` WIT package.
 
-use std::time::Duration;
-
 use ferry_protocol::component::Summary;
 use ferry_protocol::record::{Body, RECORD_FORMAT, Record, Release};
 use ferry_protocol::{ContentId, Keypair, SignedRecord, chunk};
 use serde_json::Value;
 
 use super::corpus::Corpus;
-use super::support::{DEADLINE, Net, Node, cid_of, stderr_text, wait_until};
+use super::support::{DEADLINE, Net, Node, cid_of, http_post, stderr_text, wait_until};
 
 /// The upstream `wasi:http@0.2.0` package, encoded as a binary WIT package from the
 /// corpus's `wit/wasi-0.2.0/` text, with its dependencies pushed first.
@@ -35,33 +33,6 @@ fn upstream_wasi_http(corpus: &Corpus) -> Vec<u8> {
     }
     wit_component::encode(&resolve, http.expect("http was pushed"), false)
         .expect("encoding wasi:http")
-}
-
-/// POSTs raw bytes to the node's API with its write token: (status, JSON body).
-fn http_post(node: &Node, path: &str, body: Vec<u8>) -> (u16, Value) {
-    let url = format!("{}{path}", node.api());
-    let token = std::fs::read_to_string(node.dir.join("api.token")).expect("the API token");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    rt.block_on(async {
-        let resp = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .expect("an HTTP client")
-            .post(&url)
-            .bearer_auth(token.trim())
-            .body(body)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
-    })
 }
 
 fn strings(v: &Value) -> Vec<String> {

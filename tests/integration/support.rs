@@ -436,6 +436,34 @@ pub fn blob_files(data_dir: &Path) -> Vec<String> {
     out
 }
 
+/// POST `body` to `path` on the node's API with its token: (status code, parsed JSON
+/// body, or the text as a JSON string).
+pub fn http_post(node: &Node, path: &str, body: Vec<u8>) -> (u16, Value) {
+    let url = format!("{}{path}", node.api());
+    let token = std::fs::read_to_string(node.dir.join("api.token")).expect("the API token");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let resp = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("an HTTP client")
+            .post(&url)
+            .bearer_auth(token.trim())
+            .body(body)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    })
+}
+
 /// Exit code and one-line stderr check shared by "refused" assertions.
 pub fn stderr_text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim_end().to_string()

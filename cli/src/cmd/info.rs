@@ -18,6 +18,10 @@ use crate::output::{emit, human_size};
 pub struct Args {
     /// `ns:name`, `ns:name@VERSION-REQ`, a CID, or `sha256:<hex>`.
     target: Spec,
+    /// Ask only this network: the node's own or one it mirrors (default: its own, then
+    /// its mirrors).
+    #[arg(long, value_name = "ID")]
+    network: Option<ferry_protocol::NetworkId>,
 }
 
 /// Arguments of `ferry readme` and `ferry license`.
@@ -135,6 +139,14 @@ fn contents(r: &Value, out: &mut String) {
             ));
         }
     }
+    if let Some(x) = at.get("assets").filter(|x| !x.is_null()) {
+        out.push_str(&format!(
+            "\n      assets: {} files, {} (tree {})",
+            x["files"],
+            human_size(x["bytes"].as_u64().unwrap_or(0)),
+            s(&x["cid"])
+        ));
+    }
     if let Some(repo) = at["repository"].as_str() {
         out.push_str(&format!(
             "\n      source: {repo}{}",
@@ -164,12 +176,17 @@ fn s(v: &Value) -> &str {
 pub async fn run(g: &Global, a: Args) -> Result<()> {
     let client = Client::new(&g.data_dir)?;
     let (package, want) = match &a.target {
-        Spec::Content(c) => return by_content(g, &client, c).await,
+        Spec::Content(c) => return by_content(g, &client, c, a.network.as_ref()).await,
         Spec::Package(n, w) => (n, w),
     };
     let mut path = format!("/v1/packages/{}", enc(&package.to_string()));
+    let mut sep = '?';
     if !matches!(want, Want::Latest) {
         path.push_str(&format!("?version={}", enc(&want.to_string())));
+        sep = '&';
+    }
+    if let Some(n) = &a.network {
+        path.push_str(&format!("{sep}network={}", enc(&n.to_string())));
     }
     let v: Value = client.get(&path).await?;
     emit(g.json, &v, |v| {
@@ -180,6 +197,9 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
             v["head"]["seq"],
             s(&v["head"]["id"])
         );
+        if v["mirror"].as_bool() == Some(true) {
+            out.push_str(&format!("\nmirrored from network {}", s(&v["network"])));
+        }
         if let Some(d) = v.get("deleted").filter(|d| !d.is_null()) {
             out.push_str(&format!(
                 "\nDELETED by the network operator: {}",
@@ -251,10 +271,17 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
 }
 
 /// `ferry info CID`: the releases whose content this is.
-async fn by_content(g: &Global, client: &Client, cid: &ferry_protocol::ContentId) -> Result<()> {
-    let v: Value = client
-        .get(&format!("/v1/content/{}", enc(&cid.to_string())))
-        .await?;
+async fn by_content(
+    g: &Global,
+    client: &Client,
+    cid: &ferry_protocol::ContentId,
+    network: Option<&ferry_protocol::NetworkId>,
+) -> Result<()> {
+    let mut path = format!("/v1/content/{}", enc(&cid.to_string()));
+    if let Some(n) = network {
+        path.push_str(&format!("?network={}", enc(&n.to_string())));
+    }
+    let v: Value = client.get(&path).await?;
     emit(g.json, &v, |v| {
         let mut out = format!("content {} ({})", s(&v["cid"]), s(&v["sha256"]));
         for r in v["releases"].as_array().into_iter().flatten() {

@@ -10,7 +10,7 @@ use ferry_node::NodeConfig;
 
 use crate::Global;
 use crate::client::Client;
-use crate::output::emit;
+use crate::output::{emit, human_size};
 
 /// Subcommands of `ferry node`.
 #[derive(Subcommand, Debug)]
@@ -38,6 +38,10 @@ pub enum NodeCommand {
         /// ones), on its own.
         #[arg(long, value_name = "SIZE", value_parser = crate::cmd::pin::parse_size)]
         disk_budget: Option<u64>,
+        /// Most MiB per second this node serves to peers, all peers together (default:
+        /// no limit). Below 1 MiB/s, peers' 20 s chunk requests start timing out.
+        #[arg(long, value_name = "MIB_PER_SEC", value_parser = clap::value_parser!(u64).range(1..))]
+        max_upload_rate: Option<u64>,
     },
     /// Show the running node: network, peer id, addresses, peers, packages.
     Status,
@@ -53,19 +57,21 @@ pub async fn run(g: &Global, c: NodeCommand) -> Result<()> {
             init,
             fetch_timeout,
             disk_budget,
+            max_upload_rate,
         } => {
             if init {
                 init_if_needed(g)?;
             }
-            start(
-                g,
-                listen,
-                api,
-                bootstrap,
-                Duration::from_secs(fetch_timeout),
-                disk_budget,
-            )
-            .await
+            let mut cfg = NodeConfig::local(&g.data_dir);
+            if !listen.is_empty() {
+                cfg.listen = listen;
+            }
+            cfg.api = api;
+            cfg.bootstrap = bootstrap;
+            cfg.fetch_timeout = Duration::from_secs(fetch_timeout);
+            cfg.disk_budget = disk_budget;
+            cfg.max_upload_rate = max_upload_rate.map(|m| m.saturating_mul(1 << 20));
+            start(g, cfg).await
         }
         NodeCommand::Status => status(g).await,
     }
@@ -81,14 +87,7 @@ fn init_if_needed(g: &Global) -> Result<()> {
     Ok(())
 }
 
-async fn start(
-    g: &Global,
-    listen: Vec<Multiaddr>,
-    api: SocketAddr,
-    bootstrap: Vec<Multiaddr>,
-    fetch_timeout: Duration,
-    disk_budget: Option<u64>,
-) -> Result<()> {
+async fn start(g: &Global, cfg: NodeConfig) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
     let _ = tracing_subscriber::fmt()
@@ -96,14 +95,6 @@ async fn start(
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let mut cfg = NodeConfig::local(&g.data_dir);
-    if !listen.is_empty() {
-        cfg.listen = listen;
-    }
-    cfg.api = api;
-    cfg.bootstrap = bootstrap;
-    cfg.fetch_timeout = fetch_timeout;
-    cfg.disk_budget = disk_budget;
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
@@ -150,6 +141,20 @@ async fn status(g: &Global) -> Result<()> {
         for a in v["addrs"].as_array().into_iter().flatten() {
             out.push_str(&format!("\naddr:      {}", a.as_str().unwrap_or("")));
         }
+        let t = &v["transfer"];
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "\nreceived:  {} in {} chunks ({} bad, refused)\nserved:    {} in {} chunks to peers, {} to local clients\ncache:     {} hits, {} downloads, {} corrupt blobs quarantined",
+            human_size(n("received_bytes")),
+            n("received_chunks"),
+            n("bad_chunks"),
+            human_size(n("served_bytes")),
+            n("served_chunks"),
+            human_size(n("local_bytes")),
+            n("cache_hits"),
+            n("cache_misses"),
+            n("quarantined"),
+        ));
         out
     })
 }

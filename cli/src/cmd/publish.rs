@@ -43,6 +43,11 @@ pub struct Args {
     /// Source revision (default: the component's `revision` metadata).
     #[arg(long, value_name = "REV")]
     source_rev: Option<String>,
+    /// A directory of static files to publish with the release: every regular file
+    /// below it, with its relative path and executable bit (links are refused; empty
+    /// directories are not kept). `ferry fetch --with-assets` recreates it.
+    #[arg(long, value_name = "DIR")]
+    assets: Option<PathBuf>,
     /// With WIT text: another WIT package (file or directory) it depends on.
     #[arg(long, value_name = "PATH")]
     wit_dep: Vec<PathBuf>,
@@ -100,6 +105,17 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
     if let Some(l) = &a.license {
         path.push_str(&format!("&license={}", enc(l)));
     }
+    // The whole directory is checked before anything is uploaded.
+    let assets = match &a.assets {
+        Some(dir) => {
+            let (cid, files, bytes) = crate::assets::publish(&client, dir)
+                .await
+                .with_context(|| format!("publishing the assets in {}", dir.display()))?;
+            path.push_str(&format!("&assets={}", enc(&cid)));
+            Some(serde_json::json!({ "tree": cid, "files": files, "bytes": bytes }))
+        }
+        None => None,
+    };
     for (key, what, file) in [
         ("readme", "README", &a.readme),
         ("license_file", "license text", &a.license_file),
@@ -131,14 +147,27 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         })?
         .json()
         .await?;
+    let mut v = v;
+    if let Some(x) = assets {
+        v["assets"] = x;
+    }
     emit(g.json, &v, |v| {
-        format!(
+        let mut text = format!(
             "published {}@{} ({}, {})\ncid: {}",
             v["package"].as_str().unwrap_or(""),
             v["version"].as_str().unwrap_or(""),
             v["kind"].as_str().unwrap_or(""),
             human_size(v["size"].as_u64().unwrap_or(0)),
             v["cid"].as_str().unwrap_or("")
-        )
+        );
+        if let Some(x) = v.get("assets") {
+            text.push_str(&format!(
+                "\nassets: {} files, {} (tree {})",
+                x["files"],
+                human_size(x["bytes"].as_u64().unwrap_or(0)),
+                x["tree"].as_str().unwrap_or("")
+            ));
+        }
+        text
     })
 }

@@ -24,6 +24,9 @@ pub struct Args {
     /// Most results.
     #[arg(long, default_value_t = 50)]
     limit: usize,
+    /// Search only this network: the node's own or one it mirrors (default: all).
+    #[arg(long, value_name = "ID")]
+    network: Option<ferry_protocol::NetworkId>,
 }
 
 /// Runs `ferry search`.
@@ -41,6 +44,7 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
         ("implements", &a.implements),
         ("imports", &a.imports),
         ("version", &a.version),
+        ("network", &a.network.map(|n| n.to_string())),
     ] {
         if let Some(v) = v {
             path.push_str(&format!("&{k}={}", enc(v)));
@@ -70,6 +74,12 @@ pub async fn run(g: &Global, a: Args) -> Result<()> {
                 .to_string();
                 if !ifaces.is_empty() {
                     line.push_str(&format!("  [{}]", ifaces.join(", ")));
+                }
+                if r["mirror"].as_bool() == Some(true) {
+                    line.push_str(&format!(
+                        "  (mirror of {})",
+                        r["network"].as_str().unwrap_or("")
+                    ));
                 }
                 line
             })

@@ -28,7 +28,19 @@ pub(super) async fn status(State(s): State<AppState>) -> Result<Json<serde_json:
         "policy": operator.as_ref().map(|o| json!({ "require_spdx": o.policy.require_spdx })),
         "operator_log_forked": operator.as_ref().and_then(|o| o.forked.as_ref()).map(|f| f.seq),
         "releases_applied": s.shared.releases_applied(),
+        "transfer": s.shared.transfer.view(),
     })))
+}
+
+/// `GET /metrics`: transfer and cache counters in Prometheus text format.
+pub(super) async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.shared.transfer.prometheus(),
+    )
 }
 
 pub(super) async fn key(State(s): State<AppState>) -> Json<serde_json::Value> {

@@ -124,6 +124,22 @@ pub struct AttachmentsView {
     /// Revision.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The assets tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assets: Option<AssetsView>,
+}
+
+/// The assets tree of a release, as announced.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetsView {
+    /// The tree blob's CID.
+    pub cid: String,
+    /// The tree blob's size.
+    pub size: u64,
+    /// Number of files.
+    pub files: u64,
+    /// Total size of the files.
+    pub bytes: u64,
 }
 
 fn attachments_view(a: &Attachments) -> AttachmentsView {
@@ -139,6 +155,12 @@ fn attachments_view(a: &Attachments) -> AttachmentsView {
         source_archive: one(&a.source_archive),
         repository: a.source.as_ref().and_then(|s| s.repository.clone()),
         revision: a.source.as_ref().and_then(|s| s.revision.clone()),
+        assets: a.assets.as_ref().map(|x| AssetsView {
+            cid: x.tree.content.to_string(),
+            size: x.tree.size,
+            files: x.files,
+            bytes: x.bytes,
+        }),
     }
 }
 

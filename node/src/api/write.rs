@@ -31,6 +31,9 @@ pub(super) struct PublishQuery {
     source_repo: Option<String>,
     /// Revision (default: the component's `revision` metadata).
     source_rev: Option<String>,
+    /// CID of an uploaded assets tree ([`ferry_protocol::assets::AssetTree`]) whose
+    /// files are all uploaded too.
+    assets: Option<String>,
 }
 
 /// An uploaded attachment: it must already be stored on this node.
@@ -120,6 +123,14 @@ pub(super) async fn publish(
     })
     .await?;
     let size = s.shared.blobs.size(&content).unwrap_or(0);
+    let (assets, asset_files) = match q.assets.filter(|a| !a.is_empty()) {
+        Some(cid) => {
+            let shared = s.shared.clone();
+            let (r, files) = blocking(move || super::assets::publish_ref(&shared, &cid)).await?;
+            (Some(r), files)
+        }
+        None => (None, Vec::new()),
+    };
     let meta = &checked.summary.metadata;
     let attachments = Attachments {
         readme: attachment(&s, "README", q.readme.as_deref())?,
@@ -138,6 +149,7 @@ pub(super) async fn publish(
             };
             (src != SourceRef::default()).then_some(src)
         },
+        assets,
     };
     let description = q
         .description
@@ -155,6 +167,7 @@ pub(super) async fn publish(
         license: q.license.filter(|l| !l.is_empty()).or(metadata_license),
         summary: checked.summary.clone(),
         attachments,
+        extra_blobs: asset_files,
     };
     match s.node.publish(draft).await {
         Ok(entry) => Ok(Json(json!({
@@ -242,6 +255,11 @@ pub(super) async fn submit(
     check_token(&s, &headers)?;
     let rec = ferry_protocol::SignedRecord::decode(&bytes)
         .map_err(|e| bad(format!("not a signed record: {e}")))?;
+    if let Body::Release(rel) = &rec.record.body {
+        let shared = s.shared.clone();
+        let (log, rel) = (rec.record.log.clone(), rel.clone());
+        blocking(move || super::assets::check_submitted(&shared, &log, &rel)).await?;
+    }
     if let Body::Release(rel) = &rec.record.body
         && s.shared.blobs.has(&rel.content)
     {

@@ -127,6 +127,9 @@ mod tests {
             gate.register(w);
         }
         let n = gate.connections.lock().map(|c| c.list.len()).unwrap_or(0);
-        assert!(n <= 2 * live.len() + 1, "{n} wakers kept for 1001 live connections");
+        assert!(
+            n <= 2 * live.len() + 1,
+            "{n} wakers kept for 1001 live connections"
+        );
     }
 }

@@ -10,18 +10,21 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use ferry_protocol::ContentId;
 use ferry_protocol::wire::{BlobRequest, BlobResponse};
+use ferry_protocol::{ContentId, chunk};
+
 use libp2p::request_response::{Event, Message};
 use libp2p::{PeerId, kad};
-use serde_bytes::ByteBuf;
 use tokio::sync::oneshot;
 
 use super::EventLoop;
-use crate::blob_store::{BlobError, Partial};
+use crate::blob_store::Partial;
 use crate::command::FetchError;
 use crate::index::ReleaseEntry;
 use crate::swarm;
+
+mod chunk_io;
+pub(super) use chunk_io::Writes;
 
 /// Chunk requests outstanding per provider.
 const PER_PEER_WINDOW: usize = 4;
@@ -104,6 +107,14 @@ impl EventLoop {
             return;
         }
         let queue: VecDeque<u64> = partial.missing().into();
+        let resumed = chunk::count(entry.size, chunk::CHUNK_SIZE) - queue.len() as u64;
+        self.shared.transfer.download_started(
+            id,
+            format!("{}@{}", entry.package, entry.version),
+            entry.size,
+            resumed,
+            partial.done_bytes(),
+        );
         let providers = self
             .connected
             .iter()
@@ -210,6 +221,7 @@ impl EventLoop {
                 tracing::info!(target: "ferry::fetch", %id, "no provider made progress for {:?}: giving up for now", self.stall_timeout);
                 let waiters = std::mem::take(&mut d.waiters);
                 self.downloads.remove(&id);
+                self.shared.transfer.download_ended(&id, "stalled");
                 self.shared.clear_progress(&id);
                 let _ = self.index.remove_pending(&id);
                 self.blob_requests.retain(|_, (c, _, _)| *c != id);
@@ -235,22 +247,13 @@ impl EventLoop {
     pub(super) fn on_blob_event(&mut self, ev: Event<BlobRequest, BlobResponse>) {
         match ev {
             Event::Message {
+                peer,
                 message:
                     Message::Request {
                         request, channel, ..
                     },
                 ..
-            } => {
-                // Blobs of deleted content are removed when the tombstone arrives; this
-                // check also covers a blob that raced in after it.
-                let deleted = self.deleted.contains(&request.content);
-                let resp = match self.blobs.read_chunk(&request.content, request.index) {
-                    Ok(_) if deleted => BlobResponse::NotFound,
-                    Ok(b) => BlobResponse::Chunk(ByteBuf::from(b)),
-                    Err(_) => BlobResponse::NotFound,
-                };
-                let _ = self.swarm.behaviour_mut().blob.send_response(channel, resp);
-            }
+            } => self.on_blob_request(peer, request, channel),
             Event::Message {
                 peer,
                 message:
@@ -276,63 +279,6 @@ impl EventLoop {
                 }
             }
             _ => {}
-        }
-    }
-
-    fn on_chunk(&mut self, id: ContentId, peer: PeerId, index: u64, resp: Option<BlobResponse>) {
-        let Some(d) = self.downloads.get_mut(&id) else {
-            return;
-        };
-        d.in_flight = d.in_flight.saturating_sub(1);
-        if let Some(p) = d.providers.get_mut(&peer) {
-            p.in_flight = p.in_flight.saturating_sub(1);
-        }
-        let mut penalize = false;
-        match resp {
-            Some(BlobResponse::Chunk(bytes)) => match d.partial.write_chunk(index, &bytes) {
-                Ok(()) => {
-                    d.last_progress = Instant::now();
-                    self.shared
-                        .set_progress(id, d.partial.done_bytes(), d.entry.size);
-                }
-                Err(BlobError::BadChunk { .. }) | Err(BlobError::OutOfRange { .. }) => {
-                    tracing::warn!(target: "ferry::fetch", %peer, %id, index, "peer sent a chunk that does not match its digest: dropping it");
-                    d.providers.remove(&peer);
-                    d.excluded.insert(peer);
-                    d.queue.push_front(index);
-                    penalize = true;
-                }
-                Err(e) => {
-                    self.fail_download(id, e.into());
-                    return;
-                }
-            },
-            Some(BlobResponse::NotFound) => {
-                d.providers.remove(&peer);
-                d.excluded.insert(peer);
-                d.queue.push_front(index);
-            }
-            None => {
-                if let Some(p) = d.providers.get_mut(&peer) {
-                    p.failures += 1;
-                    if p.failures >= MAX_FAILURES {
-                        d.providers.remove(&peer);
-                    }
-                }
-                d.queue.push_front(index);
-            }
-        }
-        if penalize {
-            self.penalize(&peer);
-        }
-        let complete = self
-            .downloads
-            .get(&id)
-            .is_some_and(|d| d.partial.is_complete());
-        if complete {
-            self.finish_download(id);
-        } else {
-            self.schedule(id);
         }
     }
 
@@ -364,6 +310,9 @@ impl EventLoop {
         };
         self.shared.clear_progress(&id);
         let _ = self.index.remove_pending(&id);
+        self.shared
+            .transfer
+            .download_ended(&id, if res.is_ok() { "complete" } else { "failed" });
         if let (Ok(_), Some(reason)) = (&res, self.deletion_reason(&id)) {
             // Deleted while it downloaded: it must not be kept or served.
             self.forget_blob(&id);
@@ -395,6 +344,7 @@ impl EventLoop {
     pub(super) fn cancel_download(&mut self, id: &ContentId) {
         let reason = self.deletion_reason(id).unwrap_or_else(|| "deleted".into());
         if let Some(d) = self.downloads.remove(id) {
+            self.shared.transfer.download_ended(id, "failed");
             self.shared.clear_progress(id);
             let _ = self.index.remove_pending(id);
             for w in d.waiters {
@@ -433,6 +383,7 @@ impl EventLoop {
 
     fn fail_download(&mut self, id: ContentId, e: FetchError) {
         if let Some(d) = self.downloads.remove(&id) {
+            self.shared.transfer.download_ended(&id, "failed");
             self.shared.clear_progress(&id);
             let _ = self.index.remove_pending(&id);
             let msg = e.to_string();

@@ -29,12 +29,16 @@ const OVER_BUDGET_RECHECK: Duration = Duration::from_secs(2);
 impl EventLoop {
     /// Gathers every stored blob and partial download with its holds.
     fn holdings(&self) -> Result<BTreeMap<(ContentId, bool), Stored>, GcError> {
-        let pinned: HashSet<ContentId> = self
+        let mut pinned: HashSet<ContentId> = self
             .index
             .pinned_blobs(&self.pins)?
             .into_iter()
             .map(|b| b.content)
             .collect();
+        // The node's mirrors share this store: what they need counts as pinned here.
+        if let Some(m) = &self.mirrors {
+            pinned.extend(m.held_blobs()?);
+        }
         let published = self.index.published()?;
         let cache = self.index.cache()?;
         let served: HashSet<ContentId> = self.shared.served().into_iter().collect();

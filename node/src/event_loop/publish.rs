@@ -103,15 +103,23 @@ impl EventLoop {
             self.announce(topic.clone(), rec);
         }
         self.provide(&d.content);
-        let attached: Vec<_> = d.attachments.blobs().map(|(_, a)| a.content).collect();
+        let attached: Vec<_> = d
+            .attachments
+            .blobs()
+            .map(|(_, a)| a.content)
+            .chain(d.extra_blobs.iter().copied())
+            .collect();
         for id in &attached {
             self.provide(id);
         }
+        // The files of its assets tree are named through the tree.
+        self.named.extend(d.extra_blobs.iter().copied());
         // Published here: kept whatever the pins say, until the operator deletes it.
         let mut own = attached;
         own.push(d.content);
         self.index.mark_published(&own, now)?;
         let entry = entry.ok_or_else(|| WriteError::Conflict("release was not applied".into()))?;
+        self.named.extend(crate::index::blobs_of(&entry));
         self.shared.note_release(&entry);
         self.probe_release(&entry);
         Ok(entry)

@@ -82,7 +82,14 @@ impl EventLoop {
         } else {
             self.sync.cursor % peers.len()
         };
-        for p in peers.iter().cycle().skip(start).take(n).copied().collect::<Vec<_>>() {
+        for p in peers
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(n)
+            .copied()
+            .collect::<Vec<_>>()
+        {
             self.sync_with(p);
         }
         self.sync.cursor = start + n;

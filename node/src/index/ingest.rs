@@ -67,7 +67,7 @@ impl Index {
         Ok(out)
     }
 
-    fn ingest_in(
+    pub(super) fn ingest_in(
         &self,
         tx: &WriteTransaction,
         rec: &SignedRecord,

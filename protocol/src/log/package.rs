@@ -77,6 +77,22 @@ pub fn check_release(rel: &Release) -> Result<Version, Rejection> {
     for (name, a) in rel.attachments.blobs() {
         check_attachment(name, a)?;
     }
+    if let Some(a) = &rel.attachments.assets {
+        if a.files > crate::assets::MAX_ASSET_FILES as u64 {
+            return Err(Rejection::OverLimit(format!(
+                "assets tree of {} files, over the limit of {}",
+                a.files,
+                crate::assets::MAX_ASSET_FILES
+            )));
+        }
+        if a.bytes > crate::assets::MAX_ASSETS_BYTES {
+            return Err(Rejection::OverLimit(format!(
+                "assets of {} bytes, over the limit of {}",
+                a.bytes,
+                crate::assets::MAX_ASSETS_BYTES
+            )));
+        }
+    }
     if let Some(src) = &rel.attachments.source {
         let long = [&src.repository, &src.revision]
             .into_iter()
@@ -98,10 +114,10 @@ pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
 
 /// Checks that an attachment's chunk digests fit its size, as for the content.
 fn check_attachment(name: &str, a: &crate::record::Attachment) -> Result<(), Rejection> {
-    let max = if name == "source-archive" {
-        MAX_BLOB_BYTES
-    } else {
-        MAX_DOCUMENT_BYTES
+    let max = match name {
+        "source-archive" => MAX_BLOB_BYTES,
+        "assets" => crate::assets::MAX_TREE_BYTES,
+        _ => MAX_DOCUMENT_BYTES,
     };
     if a.size > max || a.size == 0 {
         return Err(Rejection::BadRelease(format!(

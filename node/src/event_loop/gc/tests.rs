@@ -55,6 +55,8 @@ fn fixture(budget: Option<u64>) -> Fixture {
         fetch_timeout: crate::event_loop::DEFAULT_STALL_TIMEOUT,
         disk_budget: budget,
         probe: None,
+        mirrors: None,
+        max_upload_rate: None,
     });
     Fixture {
         _dir: dir,
@@ -83,7 +85,7 @@ async fn collects_only_unheld_blobs_and_never_one_being_read() {
     // A partial download nothing runs or holds is garbage as well.
     let orphan = blob(5, 50);
     let orphan_id = ContentId::of(&orphan);
-    let mut partial = s
+    let partial = s
         .blobs
         .begin(orphan_id, 50, &chunk::digests(&orphan, chunk::CHUNK_SIZE))
         .expect("partial");
