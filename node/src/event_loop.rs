@@ -103,6 +103,11 @@ pub struct EventLoop {
     next_budget_check: std::time::Instant,
     listeners: HashSet<libp2p::core::transport::ListenerId>,
     probe: Option<Arc<dyn Probe>>,
+    /// A DHT bootstrap ran after the first connection to a bootstrap peer. Later
+    /// reconnections (idle timeouts, restarts of the peer) leave it to kad's own
+    /// automatic and periodic bootstraps: one walk per reconnection made the DHT the
+    /// largest CPU cost of a 100-node simulation.
+    kad_bootstrapped: bool,
     /// Chunk requests of peers being answered.
     serving: serve::Serving,
     /// Chunks being checked and written off the loop.
@@ -182,6 +187,7 @@ impl EventLoop {
             next_budget_check: std::time::Instant::now(),
             listeners: HashSet::new(),
             probe: cfg.probe,
+            kad_bootstrapped: false,
             serving: serve::Serving::new(cfg.max_upload_rate),
             writes: Default::default(),
         };
@@ -376,12 +382,13 @@ impl EventLoop {
         }
         tracing::debug!(target: "ferry::net", %peer_id, "connected");
         self.sync_with(peer_id);
-        if self
-            .bootstrap
-            .iter()
-            .any(|a| swarm::peer_of(a) == Some(peer_id))
+        if !self.kad_bootstrapped
+            && self
+                .bootstrap
+                .iter()
+                .any(|a| swarm::peer_of(a) == Some(peer_id))
         {
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            self.kad_bootstrapped = self.swarm.behaviour_mut().kad.bootstrap().is_ok();
         }
     }
 

@@ -50,6 +50,7 @@ fn draft(node: &EmbeddedNode, package: &str, version: &str, bytes: &[u8]) -> Dra
         license: None,
         summary: checked.summary,
         attachments: Attachments::default(),
+        extra_blobs: Vec::new(),
     }
 }
 
