@@ -172,9 +172,14 @@ impl EmbeddedNode {
             mirrors: None,
             max_upload_rate: None,
         });
-        let task = tokio::spawn(event_loop.run(async {
-            let _ = stopped.await;
-        }));
+        // Every log line of this node's loop names the node: many share one process.
+        let span = tracing::info_span!("node", peer = %peer_id);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            event_loop.run(async {
+                let _ = stopped.await;
+            }),
+            span,
+        ));
         Ok(Self {
             handle,
             index: shared.index.clone(),

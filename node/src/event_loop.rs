@@ -28,6 +28,8 @@ mod assets;
 mod fetch;
 pub use fetch::DEFAULT_STALL_TIMEOUT;
 mod gc;
+mod peers;
+pub use peers::{CONNECTION_GRACE, PEERS_HIGH_WATER, PEERS_LOW_WATER};
 mod pins;
 pub use pins::{MAX_PIN_FETCHES, MAX_PIN_QUEUE};
 mod probe;
@@ -70,6 +72,8 @@ pub struct EventLoop {
     policy: DialPolicy,
     bootstrap: Vec<Multiaddr>,
     connected: HashSet<PeerId>,
+    /// When each connected peer connected, for trimming.
+    peers: peers::PeerBook,
     sync: SyncState,
     downloads: HashMap<ContentId, Download>,
     blob_requests: HashMap<request_response::OutboundRequestId, (ContentId, PeerId, u64)>,
@@ -166,6 +170,7 @@ impl EventLoop {
             policy: cfg.policy,
             bootstrap: cfg.bootstrap,
             connected: HashSet::new(),
+            peers: Default::default(),
             sync: SyncState::default(),
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
@@ -263,6 +268,7 @@ impl EventLoop {
                 },
                 _ = sync_tick.tick() => {
                     self.redial_bootstrap();
+                    self.trim_connections();
                     self.sync_round();
                     self.recheck_deferred();
                 }
@@ -369,6 +375,7 @@ impl EventLoop {
                 ..
             } => {
                 self.connected.remove(&peer_id);
+                self.peers.disconnected(&peer_id);
                 self.sync.forget_peer(&peer_id);
             }
             SwarmEvent::Behaviour(b) => self.on_behaviour(b),
@@ -380,6 +387,7 @@ impl EventLoop {
         if !self.connected.insert(peer_id) {
             return;
         }
+        self.peers.connected(peer_id);
         tracing::debug!(target: "ferry::net", %peer_id, "connected");
         self.sync_with(peer_id);
         if !self.kad_bootstrapped
@@ -411,8 +419,14 @@ impl EventLoop {
                     }
                 }
             }
-            BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
-            BehaviourEvent::Blob(ev) => self.on_blob_event(ev),
+            BehaviourEvent::Sync(ev) => {
+                self.peers.used(&ev);
+                self.on_sync_event(ev)
+            }
+            BehaviourEvent::Blob(ev) => {
+                self.peers.used(&ev);
+                self.on_blob_event(ev)
+            }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
                 result: kad::QueryResult::GetProviders(res),

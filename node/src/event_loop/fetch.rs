@@ -35,6 +35,8 @@ const DOWNLOAD_WINDOW: usize = 16;
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Minimum time between two provider queries of one download.
 const REQUERY: Duration = Duration::from_secs(3);
+/// Providers named by the DHT after which a download's provider query stops.
+const ENOUGH_PROVIDERS: usize = 4;
 /// Failed requests after which a provider is dropped from a download.
 const MAX_FAILURES: u32 = 3;
 
@@ -155,6 +157,17 @@ impl EventLoop {
         if followers.is_empty() {
             self.query_providers(id);
         }
+        if self
+            .downloads
+            .get(&id)
+            .is_some_and(|d| d.partial.is_complete())
+        {
+            // Every chunk is already on disk: a chunk that arrived after an earlier
+            // attempt gave up, or a crash between the last write and the rename.
+            // Nothing would ever arrive to finish it.
+            self.finish_download(id);
+            return;
+        }
         self.schedule(id);
     }
 
@@ -185,13 +198,26 @@ impl EventLoop {
         };
         match res {
             Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                tracing::debug!(target: "ferry::fetch", %id, count = providers.len(), "the DHT names providers");
                 let me = *self.swarm.local_peer_id();
-                if let Some(d) = self.downloads.get_mut(&id) {
-                    for p in providers {
-                        if p != me && !d.excluded.contains(&p) {
-                            d.providers.entry(p).or_default().listed = true;
+                let listed = match self.downloads.get_mut(&id) {
+                    Some(d) => {
+                        for p in providers {
+                            if p != me && !d.excluded.contains(&p) {
+                                d.providers.entry(p).or_default().listed = true;
+                            }
                         }
+                        d.providers.values().filter(|p| p.listed).count()
                     }
+                    None => usize::MAX,
+                };
+                // A walk goes on until it has asked the closest peers to the key; once
+                // enough providers are known (or the download is over) the rest of it
+                // is load on the network for nothing.
+                if listed >= ENOUGH_PROVIDERS
+                    && let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&qid)
+                {
+                    q.finish();
                 }
                 self.schedule(id);
             }
@@ -227,12 +253,19 @@ impl EventLoop {
             d.in_flight += 1;
             sends.push((peer, index));
         }
-        let exhausted = sends.is_empty() && d.in_flight == 0 && !d.queue.is_empty();
+        // Walk the DHT as soon as the peers likely to hold the blob (listed ones and
+        // followers of the namespace) are used up, alongside asking the others.
+        let exhausted = !d.queue.is_empty()
+            && !d
+                .providers
+                .values()
+                .any(|p| (p.listed || p.follower) && p.in_flight < PER_PEER_WINDOW);
         let may_query = d.last_query.is_none_or(|t| t.elapsed() > REQUERY);
         if exhausted && may_query && !self.provider_queries.values().any(|c| *c == id) {
             self.query_providers(id);
         }
         for (peer, index) in sends {
+            tracing::debug!(target: "ferry::fetch", %id, %peer, index, "asking for a chunk");
             let rid = self
                 .swarm
                 .behaviour_mut()
@@ -271,7 +304,9 @@ impl EventLoop {
                 continue;
             }
             let idle = d.in_flight == 0;
-            let need_query = idle && d.last_query.is_none_or(|t| now.duration_since(t) > REQUERY);
+            let querying = self.provider_queries.values().any(|c| *c == id);
+            let need_query =
+                idle && !querying && d.last_query.is_none_or(|t| now.duration_since(t) > REQUERY);
             if need_query {
                 // A peer that lacked the blob may have fetched it since: ask again.
                 d.excluded.retain(|p| !connected.contains(p));

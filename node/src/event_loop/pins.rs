@@ -223,7 +223,7 @@ impl EventLoop {
             {
                 continue;
             }
-            tracing::debug!(target: "ferry::pins", content = %id, "fetching pinned {}@{}", entry.package, entry.version);
+            tracing::debug!(target: "ferry::fetch", content = %id, "fetching pinned {}@{}", entry.package, entry.version);
             let (tx, rx) = oneshot::channel();
             self.pinned.active.insert(id);
             let done = self.pinned.done_tx.clone();

@@ -50,6 +50,14 @@ impl SyncState {
         self.heads_pending.len()
     }
 
+    /// Peers with sync requests of ours outstanding or queued.
+    pub(super) fn busy_peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.in_flight
+            .values()
+            .map(|(p, _)| *p)
+            .chain(self.queued.keys().copied())
+    }
+
     pub(super) fn forget_peer(&mut self, peer: &PeerId) {
         self.heads_pending.remove(peer);
         self.logs_pending.retain(|(p, _)| p != peer);

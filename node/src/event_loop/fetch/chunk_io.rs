@@ -82,6 +82,7 @@ impl EventLoop {
                 });
             }
             Some(BlobResponse::NotFound) => {
+                tracing::debug!(target: "ferry::fetch", %id, %peer, "peer lacks the blob");
                 d.in_flight = d.in_flight.saturating_sub(1);
                 transfer.provider_dropped(&id, &who, "does not hold the blob");
                 d.providers.remove(&peer);
