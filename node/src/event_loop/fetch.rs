@@ -24,6 +24,8 @@ use crate::index::ReleaseEntry;
 use crate::swarm;
 
 mod chunk_io;
+#[cfg(test)]
+mod tests;
 pub(super) use chunk_io::Writes;
 
 /// Chunk requests outstanding per provider.

@@ -194,4 +194,4 @@ impl EventLoop {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -14,13 +14,13 @@ use crate::index::Index;
 use crate::node::{Shared, now_ms};
 use crate::swarm::{self, DialPolicy};
 
-struct Fixture {
+pub(in crate::event_loop) struct Fixture {
     _dir: tempfile::TempDir,
-    shared: Arc<Shared>,
-    event_loop: EventLoop,
+    pub(in crate::event_loop) shared: Arc<Shared>,
+    pub(in crate::event_loop) event_loop: EventLoop,
 }
 
-fn fixture(budget: Option<u64>) -> Fixture {
+pub(in crate::event_loop) fn fixture(budget: Option<u64>) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = DataDir::open(dir.path()).expect("data dir");
     let index = Index::open(
