@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_protocol::log::Rejection;
 use ferry_protocol::pin::Pins;
@@ -71,9 +71,9 @@ pub struct EventLoop {
     network: NetworkId,
     policy: DialPolicy,
     bootstrap: Vec<Multiaddr>,
-    connected: HashSet<PeerId>,
-    /// When each connected peer connected, for trimming.
-    peers: peers::PeerBook,
+    /// Connected peers, with when each connected or last carried a sync or blob
+    /// request either way (what connection trimming goes by).
+    connected: HashMap<PeerId, Instant>,
     sync: SyncState,
     downloads: HashMap<ContentId, Download>,
     blob_requests: HashMap<request_response::OutboundRequestId, (ContentId, PeerId, u64)>,
@@ -169,8 +169,7 @@ impl EventLoop {
             network,
             policy: cfg.policy,
             bootstrap: cfg.bootstrap,
-            connected: HashSet::new(),
-            peers: Default::default(),
+            connected: HashMap::new(),
             sync: SyncState::default(),
             downloads: HashMap::new(),
             blob_requests: HashMap::new(),
@@ -189,7 +188,7 @@ impl EventLoop {
             mirrors: cfg.mirrors,
             named,
             gc_due: cfg.disk_budget.is_some(),
-            next_budget_check: std::time::Instant::now(),
+            next_budget_check: Instant::now(),
             listeners: HashSet::new(),
             probe: cfg.probe,
             kad_bootstrapped: false,
@@ -239,7 +238,7 @@ impl EventLoop {
     /// never ends up alone while its bootstrap peers are reachable.
     fn redial_bootstrap(&mut self) {
         for addr in self.bootstrap.clone() {
-            let connected = swarm::peer_of(&addr).is_some_and(|p| self.connected.contains(&p));
+            let connected = swarm::peer_of(&addr).is_some_and(|p| self.connected.contains_key(&p));
             if !connected && self.policy.allows(&addr) {
                 let _ = self.swarm.dial(addr);
             }
@@ -268,7 +267,7 @@ impl EventLoop {
                 },
                 _ = sync_tick.tick() => {
                     self.redial_bootstrap();
-                    self.trim_connections();
+                    let _ = self.trim_connections();
                     self.sync_round();
                     self.recheck_deferred();
                 }
@@ -345,7 +344,7 @@ impl EventLoop {
             Command::Peers { reply } => {
                 let _ = reply.send(
                     self.connected
-                        .iter()
+                        .keys()
                         .map(|p| PeerInfo {
                             peer_id: p.to_string(),
                             score: self.swarm.behaviour().gossipsub.peer_score(p),
@@ -375,7 +374,6 @@ impl EventLoop {
                 ..
             } => {
                 self.connected.remove(&peer_id);
-                self.peers.disconnected(&peer_id);
                 self.sync.forget_peer(&peer_id);
             }
             SwarmEvent::Behaviour(b) => self.on_behaviour(b),
@@ -384,10 +382,9 @@ impl EventLoop {
     }
 
     fn on_connected(&mut self, peer_id: PeerId) {
-        if !self.connected.insert(peer_id) {
+        if self.connected.insert(peer_id, Instant::now()).is_some() {
             return;
         }
-        self.peers.connected(peer_id);
         tracing::debug!(target: "ferry::net", %peer_id, "connected");
         self.sync_with(peer_id);
         if !self.kad_bootstrapped
@@ -420,11 +417,11 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Sync(ev) => {
-                self.peers.used(&ev);
+                self.used(&ev);
                 self.on_sync_event(ev)
             }
             BehaviourEvent::Blob(ev) => {
-                self.peers.used(&ev);
+                self.used(&ev);
                 self.on_blob_event(ev)
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
@@ -460,8 +457,7 @@ impl EventLoop {
                     if self.deferred.len() >= MAX_DEFERRED {
                         self.deferred.pop_front();
                     }
-                    self.deferred
-                        .push_back((source, std::time::Instant::now(), msg.data));
+                    self.deferred.push_back((source, Instant::now(), msg.data));
                     A::Ignore
                 } else {
                     self.penalize(&source);

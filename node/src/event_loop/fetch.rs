@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use ferry_protocol::wire::{BlobRequest, BlobResponse};
-use ferry_protocol::{ContentId, chunk};
+use ferry_protocol::{ContentId, Namespace, chunk};
 
 use libp2p::request_response::{Event, Message};
 use libp2p::{PeerId, kad};
@@ -114,6 +114,7 @@ impl EventLoop {
             return;
         }
         let queue: VecDeque<u64> = partial.missing().into();
+        let queue_empty = queue.is_empty();
         let resumed = chunk::count(entry.size, chunk::CHUNK_SIZE) - queue.len() as u64;
         self.shared.transfer.download_started(
             id,
@@ -122,10 +123,10 @@ impl EventLoop {
             resumed,
             partial.done_bytes(),
         );
-        let followers = self.followers_of(&entry);
+        let followers = self.followers_of(entry.package.namespace());
         let providers = self
             .connected
-            .iter()
+            .keys()
             .map(|p| {
                 let follower = followers.contains(p);
                 (
@@ -153,29 +154,25 @@ impl EventLoop {
                 last_query: None,
             },
         );
-        // Followers of the namespace usually hold the blob already; the DHT walk (a
-        // dozen or more requests, often new connections) is asked only when none is
-        // connected, or once they have all said no (see `schedule`).
-        if followers.is_empty() {
-            self.query_providers(id);
-        }
-        if self
-            .downloads
-            .get(&id)
-            .is_some_and(|d| d.partial.is_complete())
-        {
+        if queue_empty {
             // Every chunk is already on disk: a chunk that arrived after an earlier
             // attempt gave up, or a crash between the last write and the rename.
             // Nothing would ever arrive to finish it.
             self.finish_download(id);
             return;
         }
+        // Followers of the namespace usually hold the blob already; the DHT walk (a
+        // dozen or more requests, often new connections) is asked only when none is
+        // connected, or once they have all said no (see `schedule`).
+        if followers.is_empty() {
+            self.query_providers(id);
+        }
         self.schedule(id);
     }
 
-    /// Connected peers subscribed to the topic of `entry`'s namespace.
-    fn followers_of(&self, entry: &ReleaseEntry) -> HashSet<PeerId> {
-        let topic = swarm::namespace_topic(&self.network, entry.package.namespace()).hash();
+    /// Connected peers subscribed to the topic of namespace `ns`.
+    fn followers_of(&self, ns: &Namespace) -> HashSet<PeerId> {
+        let topic = swarm::namespace_topic(&self.network, ns).hash();
         self.swarm
             .behaviour()
             .gossipsub
@@ -183,6 +180,11 @@ impl EventLoop {
             .filter(|(_, topics)| topics.contains(&&topic))
             .map(|(p, _)| *p)
             .collect()
+    }
+
+    /// Whether a provider query for `id` is running.
+    fn querying(&self, id: &ContentId) -> bool {
+        self.provider_queries.values().any(|c| c == id)
     }
 
     fn query_providers(&mut self, id: ContentId) {
@@ -263,7 +265,7 @@ impl EventLoop {
                 .values()
                 .any(|p| (p.listed || p.follower) && p.in_flight < PER_PEER_WINDOW);
         let may_query = d.last_query.is_none_or(|t| t.elapsed() > REQUERY);
-        if exhausted && may_query && !self.provider_queries.values().any(|c| *c == id) {
+        if exhausted && may_query && !self.querying(&id) {
             self.query_providers(id);
         }
         for (peer, index) in sends {
@@ -280,12 +282,9 @@ impl EventLoop {
     pub(super) fn fetch_tick(&mut self) {
         let now = Instant::now();
         let ids: Vec<ContentId> = self.downloads.keys().copied().collect();
+        let connected: Vec<PeerId> = self.connected.keys().copied().collect();
         for id in ids {
-            let connected: Vec<PeerId> = self.connected.iter().copied().collect();
-            let followers = match self.downloads.get(&id) {
-                Some(d) => self.followers_of(&d.entry),
-                None => continue,
-            };
+            let querying = self.querying(&id);
             let Some(d) = self.downloads.get_mut(&id) else {
                 continue;
             };
@@ -306,14 +305,17 @@ impl EventLoop {
                 continue;
             }
             let idle = d.in_flight == 0;
-            let querying = self.provider_queries.values().any(|c| *c == id);
             let need_query =
                 idle && !querying && d.last_query.is_none_or(|t| now.duration_since(t) > REQUERY);
             if need_query {
                 // A peer that lacked the blob may have fetched it since: ask again.
                 d.excluded.retain(|p| !connected.contains(p));
-                for p in connected {
-                    d.providers.entry(p).or_default().follower = followers.contains(&p);
+                let ns = d.entry.package.namespace().clone();
+                let followers = self.followers_of(&ns);
+                if let Some(d) = self.downloads.get_mut(&id) {
+                    for p in &connected {
+                        d.providers.entry(*p).or_default().follower = followers.contains(p);
+                    }
                 }
                 self.query_providers(id);
             }

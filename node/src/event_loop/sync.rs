@@ -72,7 +72,7 @@ impl EventLoop {
     /// logs wanted at once).
     pub(super) fn sync_all(&mut self) {
         self.sync.operator_advanced = false;
-        let peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        let peers: Vec<PeerId> = self.connected.keys().copied().collect();
         for p in peers {
             self.sync_with(p);
         }
@@ -82,7 +82,7 @@ impl EventLoop {
     /// turn, for their heads.
     pub(super) fn sync_round(&mut self) {
         self.sync.operator_advanced = false;
-        let mut peers: Vec<PeerId> = self.connected.iter().copied().collect();
+        let mut peers: Vec<PeerId> = self.connected.keys().copied().collect();
         peers.sort_unstable();
         let n = peers.len().min(SYNC_PEERS_PER_TICK);
         let start = if peers.is_empty() {
@@ -104,7 +104,7 @@ impl EventLoop {
     }
 
     pub(super) fn sync_with(&mut self, peer: PeerId) {
-        if !self.connected.contains(&peer) || !self.sync.heads_pending.insert(peer) {
+        if !self.connected.contains_key(&peer) || !self.sync.heads_pending.insert(peer) {
             return;
         }
         self.send_sync(
