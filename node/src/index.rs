@@ -536,4 +536,4 @@ fn decode_head(log: &str, state: &[u8]) -> Result<(Head, Vec<RecordId>), IndexEr
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

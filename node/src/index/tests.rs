@@ -8,7 +8,8 @@ use serde_bytes::ByteBuf;
 
 use super::*;
 
-const NOW: u64 = 1_800_000_000_000;
+/// The clock every index test runs at.
+pub(crate) const NOW: u64 = 1_800_000_000_000;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -18,7 +19,8 @@ struct Fixture {
     path: std::path::PathBuf,
 }
 
-fn sign(
+/// `body` signed by `key` at `log`/`seq` after `prev`, stamped [`NOW`].
+pub(crate) fn sign(
     key: &Keypair,
     network: Option<NetworkId>,
     log: &str,

@@ -7,37 +7,14 @@ use std::path::{Path, PathBuf};
 
 use ferry_protocol::component::PackageKind;
 use ferry_protocol::filter::{Filter, Pattern};
-use ferry_protocol::record::{Body, OPERATOR_LOG, RECORD_FORMAT, Record, Release};
+use ferry_protocol::record::{Body, OPERATOR_LOG, Release};
 use ferry_protocol::{ContentId, Keypair, NetworkId, RecordId, SignedRecord, chunk};
 use serde_bytes::ByteBuf;
 
 use super::*;
 use crate::blob_store::{BlobError, BlobStore};
+use crate::index::tests::{NOW, sign};
 use crate::index::{BatchError, Index};
-
-const NOW: u64 = 1_800_000_000_000;
-
-fn sign(
-    key: &Keypair,
-    net: Option<NetworkId>,
-    log: &str,
-    seq: u64,
-    prev: Option<RecordId>,
-    body: Body,
-) -> SignedRecord {
-    SignedRecord::sign(
-        key,
-        Record {
-            format: RECORD_FORMAT,
-            network: net,
-            log: log.into(),
-            seq,
-            prev,
-            time_ms: NOW,
-            body,
-        },
-    )
-}
 
 fn release(version: &str, bytes: &[u8]) -> Body {
     Body::Release(Release {
