@@ -173,17 +173,21 @@ fn links_and_special_files_are_refused_at_publish_and_nothing_is_uploaded() {
     let before = blob_files(&a.dir);
     #[cfg(unix)]
     {
+        // The same publish each time: only the tree under site/ changes.
+        let publish = || {
+            a.ferry(&[
+                "publish",
+                &component.display().to_string(),
+                "--package",
+                "web:linked",
+                "--version",
+                "1.0.0",
+                "--assets",
+                &site.display().to_string(),
+            ])
+        };
         std::os::unix::fs::symlink("/etc/passwd", site.join("sub/passwd")).expect("a link");
-        let out = a.ferry(&[
-            "publish",
-            &component.display().to_string(),
-            "--package",
-            "web:linked",
-            "--version",
-            "1.0.0",
-            "--assets",
-            &site.display().to_string(),
-        ]);
+        let out = publish();
         let err = stderr_text(&out);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert_eq!(err.lines().count(), 1, "one line: {err}");
@@ -197,16 +201,7 @@ fn links_and_special_files_are_refused_at_publish_and_nothing_is_uploaded() {
             .status()
             .is_ok_and(|s| s.success());
         if made_fifo {
-            let out = a.ferry(&[
-                "publish",
-                &component.display().to_string(),
-                "--package",
-                "web:linked",
-                "--version",
-                "1.0.0",
-                "--assets",
-                &site.display().to_string(),
-            ]);
+            let out = publish();
             let err = stderr_text(&out);
             assert_eq!(out.status.code(), Some(1), "{err}");
             assert!(err.contains("named pipe"), "{err}");
